@@ -1,0 +1,1 @@
+"""Lychee multimodal reranker for LangChain and LlamaIndex."""

@@ -1,0 +1,110 @@
+"""Validated, frozen engine settings: one configuration, one shared loaded model."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from lychee_integrations.errors import ConfigurationError
+from lychee_integrations.images import ImagePolicy
+
+__all__ = ["DEFAULT_MODEL", "RerankerConfig"]
+
+#: The checkpoint this package is built for.
+DEFAULT_MODEL = "vec-ai/lychee-rerank-mm"
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+DTYPES = {
+    "auto": "auto",
+    "float32": "float32",
+    "fp32": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+}
+ATTENTION = ("auto", "sdpa", "eager", "flash_attention_2")
+QUANTIZATION = (None, "4bit", "8bit")
+
+
+@dataclass(frozen=True)
+class RerankerConfig:
+    """Everything that decides how the model is loaded and run.
+
+    Attributes:
+        model: Hugging Face hub id or local directory of the checkpoint.
+        device: ``"auto"`` (cuda, then mps, then cpu), ``"cpu"``, ``"mps"``, ``"cuda"``, ``"cuda:N"``.
+        dtype: ``"auto"`` (bf16 on a GPU, fp32 on a CPU), ``"float32"``, ``"bfloat16"``, ``"float16"``.
+        attn_implementation: ``"auto"`` (flash-attention 2 when installed on a GPU, else SDPA),
+            ``"sdpa"``, ``"eager"`` or ``"flash_attention_2"``.
+        quantization: ``None``, ``"4bit"`` or ``"8bit"`` (bitsandbytes, CUDA only).
+        max_length: Most tokens per query-document pair (the model was trained with 3200).
+        min_pixels: Smallest image area after resizing (4 visual tokens).
+        max_pixels: Largest image area after resizing (1280 visual tokens).
+        batch_size: Most pairs per forward pass.
+        max_batch_tokens: Most padded tokens per forward pass.
+        revision: Hub revision (branch, tag or commit).
+        cache_dir: Where hub downloads are cached.
+        local_files_only: Never reach the hub.
+        trust_remote_code: Allow custom code from the checkpoint (not needed for Lychee).
+        show_progress: Show a tqdm progress bar over batches.
+        image_policy: What the image loader may read (see :class:`ImagePolicy`).
+    """
+
+    model: str = DEFAULT_MODEL
+    device: str = "auto"
+    dtype: str = "auto"
+    attn_implementation: str = "auto"
+    quantization: str | None = None
+    max_length: int = 3200
+    min_pixels: int = 4 * 28 * 28
+    max_pixels: int = 1280 * 28 * 28
+    batch_size: int = 16
+    max_batch_tokens: int = 32768
+    revision: str | None = None
+    cache_dir: str | None = None
+    local_files_only: bool = False
+    trust_remote_code: bool = False
+    show_progress: bool = False
+    image_policy: ImagePolicy = field(default_factory=ImagePolicy)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ConfigurationError(f"model must be a hub id or a local directory, got {self.model!r}")
+        if not isinstance(self.device, str) or not _DEVICE_RE.match(self.device):
+            raise ConfigurationError(
+                f"device {self.device!r} is not supported; use 'auto', 'cpu', 'mps', 'cuda' or 'cuda:N'"
+            )
+        if self.dtype not in DTYPES:
+            raise ConfigurationError(f"dtype {self.dtype!r} is not supported; use one of {', '.join(DTYPES)}")
+        object.__setattr__(self, "dtype", DTYPES[self.dtype])
+        if self.attn_implementation not in ATTENTION:
+            raise ConfigurationError(
+                f"attn_implementation {self.attn_implementation!r} is not supported; use one of {', '.join(ATTENTION)}"
+            )
+        if self.quantization not in QUANTIZATION:
+            raise ConfigurationError(f"quantization {self.quantization!r} is not supported; use None, '4bit' or '8bit'")
+        for name in ("max_length", "min_pixels", "max_pixels", "batch_size", "max_batch_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+        if self.max_length < 64:
+            raise ConfigurationError(f"max_length={self.max_length} is too small for the prompt; use at least 64")
+        if self.min_pixels > self.max_pixels:
+            raise ConfigurationError(f"min_pixels={self.min_pixels} is larger than max_pixels={self.max_pixels}")
+        if self.quantization is not None and self.device in ("cpu", "mps"):
+            raise ConfigurationError(f"quantization={self.quantization!r} needs a CUDA device, not {self.device!r}")
+        if not isinstance(self.image_policy, ImagePolicy):
+            raise ConfigurationError("image_policy must be an ImagePolicy")
+
+    @classmethod
+    def from_options(cls, **options: Any) -> RerankerConfig:
+        """Build a config from keyword options, refusing unknown names with the list of known ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigurationError(
+                f"unknown reranker option(s) {', '.join(unknown)}; known options: {', '.join(sorted(known))}"
+            )
+        return cls(**options)

@@ -1,0 +1,333 @@
+"""The shared in-process Lychee reranker engine.
+
+``inputs -> images -> prompt -> batches -> model -> scores``. One loaded model per
+configuration per process (:meth:`LycheeReranker.shared`), loaded lazily on first use,
+safe to call from many threads: calls that arrive while the model is busy are combined
+into shared batches, so concurrent requests cost little more than one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from lychee_integrations.batching import run_batched
+from lychee_integrations.config import DEFAULT_MODEL, RerankerConfig
+from lychee_integrations.errors import ConfigurationError, InvalidDocumentsError, InvalidInputError
+from lychee_integrations.images import ImagePolicy, load_image
+from lychee_integrations.inputs import InputLike, RerankInput, to_rerank_input
+from lychee_integrations.instructions import InstructionRegistry, default_registry
+from lychee_integrations.prompt import EncodedPair, PromptEncoder, Side
+from lychee_integrations.results import RerankResult
+
+__all__ = ["LycheeReranker"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    pairs: list[EncodedPair]
+    scores: list[float] = field(default_factory=list)
+    error: BaseException | None = None
+    done: bool = False
+
+
+class _Runtime:
+    """A loaded model, its prompt encoder and the combining scheduler around its forward."""
+
+    def __init__(self, config: RerankerConfig) -> None:
+        from lychee_integrations.model import LoadedModel
+
+        self.model = LoadedModel(config)
+        self.encoder = PromptEncoder(self.model.processor, config.max_length)
+        self.config = config
+        self._queue: list[_Job] = []
+        self._queue_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+
+    def run(self, pairs: list[EncodedPair]) -> list[float]:
+        """Score pairs, combining them with those of other threads waiting at the same time."""
+        job = _Job(pairs)
+        with self._queue_lock:
+            self._queue.append(job)
+        with self._run_lock:
+            if not job.done:
+                with self._queue_lock:
+                    jobs, self._queue = self._queue, []
+                self._run_jobs(jobs)
+        if job.error is not None:
+            raise job.error
+        return job.scores
+
+    def _run_jobs(self, jobs: list[_Job]) -> None:
+        from lychee_integrations.model import is_out_of_memory
+
+        everything = [pair for job in jobs for pair in job.pairs]
+        if len(jobs) > 1:
+            logger.debug("combining %d concurrent calls into %d pairs", len(jobs), len(everything))
+        bar = None
+        if self.config.show_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(everything), desc="lychee rerank", unit="pair")
+        try:
+            scores = run_batched(
+                everything,
+                [len(p) for p in everything],
+                self.model.score_batch,
+                max_batch_size=self.config.batch_size,
+                max_batch_tokens=self.config.max_batch_tokens,
+                is_oom=is_out_of_memory,
+                after_oom=self.model.free_memory,
+                progress=bar.update if bar is not None else lambda n: None,
+            )
+        except BaseException as exc:
+            for job in jobs:
+                job.error, job.done = exc, True
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        start = 0
+        for job in jobs:
+            job.scores, job.done = scores[start : start + len(job.pairs)], True
+            start += len(job.pairs)
+
+
+class LycheeReranker:
+    """Multimodal reranker on ``vec-ai/lychee-rerank-mm``, in process.
+
+    Scores how well each document meets the query under an instruction, as
+    ``P(yes)`` in [0, 1]. Query and documents may be text, images or both (see
+    :mod:`lychee_integrations.inputs` for the accepted forms); scores of text and
+    image documents are on one scale.
+
+    Args:
+        model: Hub id or local directory (default ``vec-ai/lychee-rerank-mm``).
+        **options: Any field of :class:`~lychee_integrations.config.RerankerConfig`
+            (``device``, ``dtype``, ``attn_implementation``, ``quantization``,
+            ``max_length``, ``batch_size``, ``image_policy``, ...), validated now.
+
+    Raises:
+        ConfigurationError: On an unknown or invalid option.
+
+    Example:
+        >>> reranker = LycheeReranker.shared(model="vec-ai/lychee-rerank-mm")  # doctest: +SKIP
+        >>> reranker.rerank("a red car", ["a red sports car", {"image": "car.jpg"}, "a banana"])  # doctest: +SKIP
+        [RerankResult(index=0, score=0.97), RerankResult(index=1, score=0.93), RerankResult(index=2, score=0.01)]
+    """
+
+    _shared: ClassVar[dict[RerankerConfig, LycheeReranker]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        registry: InstructionRegistry | None = None,
+        **options: Any,
+    ) -> None:
+        self.config = RerankerConfig.from_options(model=model, **options)
+        self._registry = registry or default_registry
+        self._runtime: _Runtime | None = None
+        self._load_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, model: str = DEFAULT_MODEL, **options: Any) -> LycheeReranker:
+        """Return the process-wide reranker for this configuration, creating it if needed.
+
+        Every adapter that asks for the same configuration gets the same instance, so the
+        model is loaded once per process.
+
+        Raises:
+            ConfigurationError: On an unknown or invalid option.
+        """
+        config = RerankerConfig.from_options(model=model, **options)
+        with cls._shared_lock:
+            instance = cls._shared.get(config)
+            if instance is None:
+                instance = cls(**_config_options(config))
+                cls._shared[config] = instance
+            return instance
+
+    @classmethod
+    def clear_shared(cls) -> None:
+        """Unload and forget every shared instance."""
+        with cls._shared_lock:
+            instances, cls._shared = list(cls._shared.values()), {}
+        for instance in instances:
+            instance.unload()
+
+    @property
+    def model_name(self) -> str:
+        """The hub id or directory the model is loaded from."""
+        return self.config.model
+
+    @property
+    def is_loaded(self) -> bool:
+        """Whether the model is in memory."""
+        return self._runtime is not None
+
+    @property
+    def image_policy(self) -> ImagePolicy:
+        """What the image loader may read for this reranker."""
+        return self.config.image_policy
+
+    def load(self) -> LycheeReranker:
+        """Load the model now instead of on first use; returns ``self``.
+
+        Raises:
+            ConfigurationError: The checkpoint cannot be found or is not a Lychee model,
+                or the device, attention or quantization cannot be had here.
+        """
+        self._get_runtime()
+        return self
+
+    def unload(self) -> None:
+        """Free the model; the next call loads it again."""
+        with self._load_lock:
+            runtime, self._runtime = self._runtime, None
+        if runtime is not None:
+            runtime.model.free_memory()
+            logger.info("unloaded %s", self.config.model)
+
+    def _get_runtime(self) -> _Runtime:
+        runtime = self._runtime
+        if runtime is None:
+            with self._load_lock:
+                if self._runtime is None:
+                    self._runtime = _Runtime(self.config)
+                runtime = self._runtime
+        return runtime
+
+    def _side(self, runtime: _Runtime, value: RerankInput, item: str, index: int | None) -> Side:
+        features = tuple(
+            runtime.encoder.encode_image(load_image(image, self.config.image_policy, item=item, index=index))
+            for image in value.images
+        )
+        return Side(value.text, features)
+
+    def _encode(self, instruction: str, query: RerankInput, documents: Sequence[InputLike]) -> list[EncodedPair]:
+        runtime = self._get_runtime()
+        query_side = self._side(runtime, query, "query", None)
+        pairs: list[EncodedPair] = []
+        errors: list[InvalidInputError] = []
+        for index, document in enumerate(documents):
+            item = f"document {index}"
+            try:
+                doc_side = self._side(runtime, to_rerank_input(document, item=item, index=index), item, index)
+                pairs.append(runtime.encoder.encode(instruction, query_side, doc_side, item=item, index=index))
+            except InvalidInputError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise InvalidDocumentsError(errors, len(documents))
+        return pairs
+
+    def encode(
+        self,
+        query: InputLike,
+        documents: Sequence[InputLike],
+        *,
+        instruction: str | None = None,
+        task: str | None = None,
+    ) -> list[EncodedPair]:
+        """Build what the model will see for each pair, without running it.
+
+        Useful to inspect prompts and lengths: each :class:`EncodedPair` holds the token
+        ids (images expanded to their visual tokens), the image features and whether text
+        was cut to fit ``max_length``. Arguments and errors are those of :meth:`score`.
+        """
+        if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
+            raise ConfigurationError(
+                f"documents must be a list of texts, images, dicts or RerankInput, not {type(documents).__name__}"
+            )
+        text = self._registry.resolve(task, instruction)
+        query_input = to_rerank_input(query, item="query")
+        if query_input.kind == "empty":
+            raise InvalidInputError("query", "is empty: give query text, a query image, or both")
+        if not documents:
+            return []
+        return self._encode(text, query_input, documents)
+
+    def score(
+        self,
+        query: InputLike,
+        documents: Sequence[InputLike],
+        *,
+        instruction: str | None = None,
+        task: str | None = None,
+    ) -> list[float]:
+        """Score every document against the query.
+
+        Args:
+            query: Text, image, ``{"text":..., "image":...}`` or :class:`RerankInput`.
+            documents: The candidates, each in any of the same forms.
+            instruction: Free instruction text (default: the recipe's web-search instruction).
+            task: A template name from the instruction registry instead of ``instruction``.
+
+        Returns:
+            One score in [0, 1] per document, in input order. ``[]`` for no documents.
+
+        Raises:
+            InvalidInputError: The query is empty or a document is invalid; the error names
+                the item (several bad documents raise one :class:`InvalidDocumentsError`
+                listing each of them).
+            ImageLoadError: An image cannot be read.
+            InputTooLongError: A pair's images alone exceed ``max_length``.
+            ConfigurationError: Both or a bad ``task``/``instruction``; the model cannot load.
+        """
+        pairs = self.encode(query, documents, instruction=instruction, task=task)
+        if not pairs:
+            return []
+        truncated = sum(p.truncated for p in pairs)
+        if truncated:
+            logger.info("%d of %d pairs were cut to max_length=%d", truncated, len(pairs), self.config.max_length)
+        return self._get_runtime().run(pairs)
+
+    def rerank(
+        self,
+        query: InputLike,
+        documents: Sequence[InputLike],
+        *,
+        instruction: str | None = None,
+        task: str | None = None,
+        top_n: int | None = None,
+    ) -> list[RerankResult]:
+        """Score the documents and return them best first.
+
+        Args:
+            query: See :meth:`score`.
+            documents: See :meth:`score`.
+            instruction: See :meth:`score`.
+            task: See :meth:`score`.
+            top_n: Keep only the best ``top_n`` (``None`` keeps all).
+
+        Returns:
+            :class:`RerankResult` (original index and score) sorted by score, highest
+            first; ties keep input order.
+
+        Raises:
+            ConfigurationError: ``top_n`` is not a positive integer or ``None``.
+            InvalidInputError: See :meth:`score`.
+        """
+        if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
+            raise ConfigurationError(f"top_n must be a positive integer or None, got {top_n!r}")
+        scores = self.score(query, documents, instruction=instruction, task=task)
+        ranked = sorted(range(len(scores)), key=lambda i: -scores[i])
+        return [RerankResult(i, scores[i]) for i in ranked[:top_n]]
+
+    def __repr__(self) -> str:
+        state = "loaded" if self.is_loaded else "not loaded"
+        return f"LycheeReranker(model={self.config.model!r}, device={self.config.device!r}, {state})"
+
+
+def _config_options(config: RerankerConfig) -> dict[str, Any]:
+    from dataclasses import fields
+
+    return {f.name: getattr(config, f.name) for f in fields(config)}

@@ -1,0 +1,74 @@
+"""Exceptions raised by lychee_integrations.
+
+Every error about user data names the item it is about (``query``, ``document 3``) and
+the problem, so that nothing the caller passed in is lost without a trace.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "ImageLoadError",
+    "InputTooLongError",
+    "InvalidDocumentsError",
+    "InvalidInputError",
+    "LycheeError",
+    "MissingDependencyError",
+    "UnsupportedInputError",
+]
+
+
+class LycheeError(Exception):
+    """Base class of every error raised by this package."""
+
+
+class ConfigurationError(LycheeError, ValueError):
+    """An option is unknown, out of range or in conflict with another one."""
+
+
+class MissingDependencyError(LycheeError, ImportError):
+    """An optional dependency is missing; the message names the extra that installs it."""
+
+
+class InvalidInputError(LycheeError, ValueError):
+    """A query or document cannot be scored.
+
+    Attributes:
+        item: Which input the error is about: ``"query"`` or ``"document N"``.
+        index: The document's position in the caller's list, or ``None`` for the query.
+        problems: For an error about several documents, one ``(index, message)`` per
+            bad document, in input order; otherwise a single entry.
+    """
+
+    def __init__(self, item: str, problem: str, *, index: int | None = None) -> None:
+        self.item = item
+        self.index = index
+        self.problem = problem
+        self.problems: list[tuple[int | None, str]] = [(index, f"{item}: {problem}")]
+        super().__init__(f"{item}: {problem}")
+
+
+class UnsupportedInputError(InvalidInputError, TypeError):
+    """A query or document is of a type the reranker cannot read (``None``, a number, ...)."""
+
+
+class ImageLoadError(InvalidInputError):
+    """An image could not be read: missing file, failed download, corrupt or oversized data."""
+
+
+class InputTooLongError(InvalidInputError):
+    """A query-document pair cannot fit ``max_length`` even with all its text cut."""
+
+
+class InvalidDocumentsError(InvalidInputError):
+    """Several documents are invalid; :attr:`problems` lists each of them."""
+
+    def __init__(self, errors: list[InvalidInputError], total: int) -> None:
+        lines = "; ".join(str(e) for e in errors)
+        message = f"{len(errors)} of {total} documents cannot be scored: {lines}"
+        LycheeError.__init__(self, message)
+        self.item = "documents"
+        self.index = None
+        self.problem = message
+        self.errors = errors
+        self.problems = [(e.index, str(e)) for e in errors]

@@ -1,0 +1,150 @@
+"""Turn whatever the caller holds into one small typed value: text plus images.
+
+Accepted forms, for the query and for each document:
+
+* ``str``: text. (A string is always text; wrap an image path, URL, data URI or base64
+  string as ``{"image": ...}`` or :class:`RerankInput` to mark it as an image.)
+* an image: a ``PIL.Image.Image``, ``bytes``/``bytearray`` (encoded image file) or a
+  ``pathlib.Path``.
+* ``{"text": ..., "image": ...}`` or ``{"text": ..., "images": [...]}``: the form the HTTP
+  API uses; an image there may be any of the forms :func:`lychee_integrations.images.load_image`
+  reads (path, ``file://`` or ``http(s)`` URL, ``data:`` URI, base64, bytes, PIL image).
+* :class:`RerankInput` itself.
+
+All structural validation of user data happens here, with errors that name the item.
+No I/O happens here: images are read later, by the one image loader.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Union
+
+from lychee_integrations.errors import InvalidInputError, UnsupportedInputError
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+__all__ = ["ImageLike", "InputLike", "RerankInput", "to_rerank_input"]
+
+#: Anything the image loader reads.
+ImageLike = Union[str, bytes, bytearray, "os.PathLike[str]", "PILImage"]
+#: Anything accepted as a query or a document.
+InputLike = Union[str, "RerankInput", Mapping[str, Any], bytes, bytearray, "os.PathLike[str]", "PILImage"]
+
+_DICT_KEYS = frozenset({"text", "image", "images"})
+
+
+@dataclass(frozen=True)
+class RerankInput:
+    """A query or a document: optional text and zero or more images.
+
+    Images come before the text in the prompt, as in the model's training recipe.
+
+    Attributes:
+        text: The text, or ``None``.
+        images: The images, each in any form the image loader reads.
+
+    Example:
+        >>> RerankInput(text="a red car", images=("photo.jpg",)).kind
+        'text+image'
+    """
+
+    text: str | None = None
+    images: tuple[ImageLike, ...] = field(default=())
+
+    @property
+    def has_text(self) -> bool:
+        """Whether there is non-blank text."""
+        return bool(self.text and self.text.strip())
+
+    @property
+    def kind(self) -> str:
+        """``"text"``, ``"image"``, ``"text+image"`` or ``"empty"``."""
+        if self.images and self.has_text:
+            return "text+image"
+        if self.images:
+            return "image"
+        return "text" if self.has_text else "empty"
+
+
+def _is_image_object(obj: object) -> bool:
+    if isinstance(obj, (bytes, bytearray, os.PathLike)):
+        return True
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow is a core dependency
+        return False
+    return isinstance(obj, Image.Image)
+
+
+def _describe(obj: object) -> str:
+    return "None" if obj is None else f"an object of type {type(obj).__name__}"
+
+
+def _check_image_entry(value: object, item: str, index: int | None) -> ImageLike:
+    if isinstance(value, str) or _is_image_object(value):
+        return value  # type: ignore[return-value]
+    raise UnsupportedInputError(
+        item,
+        f"image is {_describe(value)}; expected a path, URL, data URI, base64 string, bytes or PIL image",
+        index=index,
+    )
+
+
+def _from_mapping(obj: Mapping[str, Any], item: str, index: int | None) -> RerankInput:
+    unknown = sorted(str(k) for k in obj if k not in _DICT_KEYS)
+    if unknown:
+        raise InvalidInputError(
+            item, f"unknown key(s) {', '.join(map(repr, unknown))}; use 'text', 'image' or 'images'", index=index
+        )
+    if "image" in obj and "images" in obj:
+        raise InvalidInputError(item, "give either 'image' or 'images', not both", index=index)
+    text = obj.get("text")
+    if text is not None and not isinstance(text, str):
+        raise UnsupportedInputError(item, f"text is {_describe(text)}; expected a string", index=index)
+    images: list[ImageLike] = []
+    if obj.get("image") is not None:
+        images.append(_check_image_entry(obj["image"], item, index))
+    raw_images = obj.get("images")
+    if raw_images is not None:
+        if isinstance(raw_images, (str, bytes, bytearray, Mapping)) or not isinstance(raw_images, Sequence):
+            raise UnsupportedInputError(item, "'images' must be a list of images", index=index)
+        images.extend(_check_image_entry(v, f"{item} image {j}", index) for j, v in enumerate(raw_images))
+    return RerankInput(text=text, images=tuple(images))
+
+
+def to_rerank_input(obj: object, *, item: str, index: int | None = None) -> RerankInput:
+    """Coerce one query or document to :class:`RerankInput`.
+
+    Args:
+        obj: The caller's value (see the module docstring for the accepted forms).
+        item: How errors name it: ``"query"`` or ``"document 3"``.
+        index: The document's index, recorded on the error.
+
+    Returns:
+        The typed value. It may be empty (no text, no image); whether that is allowed is
+        the caller's decision.
+
+    Raises:
+        UnsupportedInputError: ``None`` or an unsupported type.
+        InvalidInputError: A malformed dict.
+    """
+    if isinstance(obj, RerankInput):
+        if obj.text is not None and not isinstance(obj.text, str):
+            raise UnsupportedInputError(item, f"text is {_describe(obj.text)}; expected a string", index=index)
+        return RerankInput(obj.text, tuple(_check_image_entry(v, item, index) for v in obj.images))
+    if isinstance(obj, str):
+        return RerankInput(text=obj)
+    if isinstance(obj, Mapping):
+        return _from_mapping(obj, item, index)
+    if _is_image_object(obj):
+        return RerankInput(images=(obj,))  # type: ignore[arg-type]
+    raise UnsupportedInputError(
+        item,
+        f"is {_describe(obj)}; expected text (str), an image (PIL image, bytes, Path), "
+        "a dict with 'text'/'image'/'images', or RerankInput",
+        index=index,
+    )

@@ -1,0 +1,232 @@
+"""Instruction templates per use case, kept as data.
+
+Lychee is instruction-aware: the same query and document score differently under
+"retrieve passages that answer the query" and "retrieve product images that match".
+This module holds named templates (loaded from the package's ``templates.json``),
+lets users register their own or load them from a JSON file, and resolves the
+``task=`` / ``instruction=`` pair that every entry point accepts.
+
+Example:
+    >>> from lychee_integrations.instructions import register_template, resolve_instruction
+    >>> _ = register_template("legal", "Given a legal question, retrieve the statutes that apply")
+    >>> resolve_instruction(task="legal")
+    'Given a legal question, retrieve the statutes that apply'
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from lychee_integrations.errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_INSTRUCTION",
+    "DEFAULT_TASK",
+    "InstructionRegistry",
+    "InstructionTemplate",
+    "default_registry",
+    "get_template",
+    "list_templates",
+    "register_template",
+    "resolve_instruction",
+]
+
+#: The instruction the model was trained with as its default (the reference recipe).
+DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
+#: The template whose instruction is :data:`DEFAULT_INSTRUCTION`.
+DEFAULT_TASK = "web_search"
+
+
+@dataclass(frozen=True)
+class InstructionTemplate:
+    """A named instruction for one use case.
+
+    Attributes:
+        name: Registry key, e.g. ``"product_search"``.
+        instruction: The text rendered after ``<Instruct>: `` in the prompt.
+        description: One line for humans (CLI listings, the web page's presets).
+    """
+
+    name: str
+    instruction: str
+    description: str = ""
+
+
+def _check_text(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+class InstructionRegistry:
+    """A thread-safe, ordered collection of :class:`InstructionTemplate`.
+
+    Example:
+        >>> registry = InstructionRegistry()
+        >>> registry.register("faq", "Given a question, retrieve the FAQ entry that answers it").name
+        'faq'
+        >>> registry.names()
+        ['faq']
+    """
+
+    def __init__(self, templates: list[InstructionTemplate] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._templates: dict[str, InstructionTemplate] = {}
+        for template in templates or []:
+            self.register(template.name, template.instruction, template.description)
+
+    def register(
+        self, name: str, instruction: str, description: str = "", *, overwrite: bool = False
+    ) -> InstructionTemplate:
+        """Add a template.
+
+        Args:
+            name: Registry key: letters, digits, ``_`` and ``-``.
+            instruction: The instruction text.
+            description: Optional one-line description.
+            overwrite: Replace an existing template of the same name instead of failing.
+
+        Returns:
+            The registered template.
+
+        Raises:
+            ConfigurationError: On an invalid name or text, or a name already taken
+                while ``overwrite`` is false.
+        """
+        _check_text(name, "template name")
+        if not all(c.isalnum() or c in "_-" for c in name):
+            raise ConfigurationError(
+                f"template name {name!r} may only hold letters, digits, '_' and '-'"
+            )
+        _check_text(instruction, f"instruction of template {name!r}")
+        if not isinstance(description, str):
+            raise ConfigurationError(f"description of template {name!r} must be a string")
+        template = InstructionTemplate(name, instruction, description.strip())
+        with self._lock:
+            if name in self._templates and not overwrite:
+                raise ConfigurationError(
+                    f"template {name!r} is already registered; pass overwrite=True to replace it"
+                )
+            self._templates[name] = template
+        return template
+
+    def get(self, name: str) -> InstructionTemplate:
+        """Return the template called ``name``.
+
+        Raises:
+            ConfigurationError: If no such template exists; the message lists the known names.
+        """
+        with self._lock:
+            template = self._templates.get(name)
+            known = list(self._templates)
+        if template is None:
+            raise ConfigurationError(f"unknown task template {name!r}; known templates: {', '.join(known)}")
+        return template
+
+    def names(self) -> list[str]:
+        """Return the registered names, in registration order."""
+        with self._lock:
+            return list(self._templates)
+
+    def templates(self) -> list[InstructionTemplate]:
+        """Return all templates, in registration order."""
+        with self._lock:
+            return list(self._templates.values())
+
+    def load_json(self, source: str | Path | dict[str, Any], *, overwrite: bool = False) -> list[str]:
+        """Register every template of a JSON mapping ``{name: {"instruction": ..., "description": ...}}``.
+
+        A value may also be a plain string (the instruction).
+
+        Args:
+            source: A path to a JSON file, or the already parsed mapping.
+            overwrite: Replace templates that already exist.
+
+        Returns:
+            The names registered.
+
+        Raises:
+            ConfigurationError: If the file cannot be read or an entry is malformed.
+        """
+        if isinstance(source, dict):
+            data: Any = source
+        else:
+            try:
+                data = json.loads(Path(source).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ConfigurationError(f"cannot read templates from {source}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigurationError("a templates file must hold a JSON object of name -> template")
+        added = []
+        for name, entry in data.items():
+            if isinstance(entry, str):
+                entry = {"instruction": entry}
+            if not isinstance(entry, dict) or set(entry) - {"instruction", "description"}:
+                raise ConfigurationError(
+                    f"template {name!r} must be a string or an object with 'instruction' and "
+                    f"optional 'description', got {entry!r}"
+                )
+            self.register(
+                name, entry.get("instruction"), entry.get("description", ""), overwrite=overwrite  # type: ignore[arg-type]
+            )
+            added.append(name)
+        return added
+
+    def resolve(self, task: str | None = None, instruction: str | None = None) -> str:
+        """Turn a ``task`` name or a free ``instruction`` into the instruction text.
+
+        Args:
+            task: A registered template name.
+            instruction: Free instruction text.
+
+        Returns:
+            The instruction; :data:`DEFAULT_INSTRUCTION` when both are ``None``.
+
+        Raises:
+            ConfigurationError: If both are given, either is empty, or ``task`` is unknown.
+        """
+        if task is not None and instruction is not None:
+            raise ConfigurationError("give either task (a template name) or instruction (free text), not both")
+        if task is not None:
+            return self.get(_check_text(task, "task")).instruction
+        if instruction is not None:
+            return _check_text(instruction, "instruction")
+        return DEFAULT_INSTRUCTION
+
+
+def _builtin_registry() -> InstructionRegistry:
+    registry = InstructionRegistry()
+    text = resources.files("lychee_integrations").joinpath("templates.json").read_text(encoding="utf-8")
+    registry.load_json(json.loads(text))
+    return registry
+
+
+#: The process-wide registry used when no other is given.
+default_registry = _builtin_registry()
+
+
+def register_template(
+    name: str, instruction: str, description: str = "", *, overwrite: bool = False
+) -> InstructionTemplate:
+    """Register a template in :data:`default_registry` (see :meth:`InstructionRegistry.register`)."""
+    return default_registry.register(name, instruction, description, overwrite=overwrite)
+
+
+def get_template(name: str) -> InstructionTemplate:
+    """Look a template up in :data:`default_registry` (see :meth:`InstructionRegistry.get`)."""
+    return default_registry.get(name)
+
+
+def list_templates() -> list[InstructionTemplate]:
+    """Return the templates of :data:`default_registry`, in registration order."""
+    return default_registry.templates()
+
+
+def resolve_instruction(task: str | None = None, instruction: str | None = None) -> str:
+    """Resolve ``task``/``instruction`` against :data:`default_registry` (see :meth:`InstructionRegistry.resolve`)."""
+    return default_registry.resolve(task, instruction)

@@ -1,0 +1,194 @@
+"""Loading the checkpoint and the forward pass that reads only what the score needs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from lychee_integrations._deps import require
+from lychee_integrations.config import RerankerConfig
+from lychee_integrations.errors import ConfigurationError
+from lychee_integrations.prompt import EncodedPair
+
+__all__ = ["LoadedModel", "is_out_of_memory"]
+
+logger = logging.getLogger(__name__)
+
+_SUPPORTED_MODEL_TYPES = ("qwen2_5_vl",)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is a device out-of-memory error (CUDA or MPS)."""
+    import torch
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _resolve_device(torch: Any, requested: str) -> str:
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        return "mps" if mps is not None and mps.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigurationError(f"device={requested!r} was requested but CUDA is not available; use device='cpu'")
+    if requested == "mps" and not torch.backends.mps.is_available():
+        raise ConfigurationError("device='mps' was requested but MPS is not available; use device='cpu'")
+    return requested
+
+
+def _resolve_dtype(torch: Any, requested: str, device: str) -> Any:
+    if requested == "auto":
+        return torch.float32 if device == "cpu" else torch.bfloat16
+    return getattr(torch, requested)
+
+
+def _resolve_attention(requested: str, device: str, dtype: Any) -> str:
+    import importlib.util
+
+    import torch
+    has_flash = importlib.util.find_spec("flash_attn") is not None
+    if requested == "flash_attention_2":
+        if not has_flash:
+            raise ConfigurationError(
+                "attn_implementation='flash_attention_2' needs flash-attn: pip install 'lychee-integrations[gpu]'"
+            )
+        if not device.startswith("cuda") or dtype not in (torch.bfloat16, torch.float16):
+            raise ConfigurationError("flash_attention_2 needs a CUDA device and dtype bfloat16 or float16")
+        return requested
+    if requested == "auto":
+        if has_flash and device.startswith("cuda") and dtype in (torch.bfloat16, torch.float16):
+            return "flash_attention_2"
+        return "sdpa"
+    return requested
+
+
+def _single_token(tokenizer: Any, word: str) -> int:
+    token_id = tokenizer.convert_tokens_to_ids(word)
+    ids = tokenizer.encode(word, add_special_tokens=False)
+    if token_id is None or ids != [token_id] or token_id == tokenizer.unk_token_id:
+        raise ConfigurationError(f"the tokenizer does not hold {word!r} as a single token; not a Lychee checkpoint")
+    return int(token_id)
+
+
+class LoadedModel:
+    """A loaded checkpoint with its processor and the yes/no scoring head.
+
+    Only ``(W[yes] - W[no])`` of the LM head is kept for scoring: the score is
+    ``sigmoid((W[yes] - W[no]) . h_last)``, identical to the softmax over the two logits,
+    without computing the 152k-wide logits.
+    """
+
+    def __init__(self, config: RerankerConfig) -> None:
+        import torch
+        import transformers
+        self.config = config
+        self.device = _resolve_device(torch, config.device)
+        self.dtype = _resolve_dtype(torch, config.dtype, self.device)
+        hub = {
+            "revision": config.revision,
+            "cache_dir": config.cache_dir,
+            "local_files_only": config.local_files_only,
+            "trust_remote_code": config.trust_remote_code,
+        }
+        try:
+            model_config = transformers.AutoConfig.from_pretrained(config.model, **hub)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot load model {config.model!r}: {exc}. Give a local checkpoint directory, or a hub id "
+                "with network access (build an offline one with `lychee build-tiny PATH`)"
+            ) from exc
+        if model_config.model_type not in _SUPPORTED_MODEL_TYPES:
+            raise ConfigurationError(
+                f"model {config.model!r} is a {model_config.model_type!r} checkpoint; "
+                "lychee-rerank-mm is Qwen2.5-VL ('qwen2_5_vl')"
+            )
+        self.attn_implementation = _resolve_attention(config.attn_implementation, self.device, self.dtype)
+        kwargs: dict[str, Any] = {"dtype": self.dtype, "attn_implementation": self.attn_implementation, **hub}
+        if config.quantization is not None:
+            require("bitsandbytes", "quantization")
+            if not self.device.startswith("cuda"):
+                raise ConfigurationError(f"quantization={config.quantization!r} needs a CUDA device")
+            kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
+                load_in_4bit=config.quantization == "4bit",
+                load_in_8bit=config.quantization == "8bit",
+                bnb_4bit_compute_dtype=self.dtype,
+            )
+            kwargs["device_map"] = {"": self.device}
+        self.processor = transformers.AutoProcessor.from_pretrained(
+            config.model,
+            padding_side="left",
+            size={"shortest_edge": config.min_pixels, "longest_edge": config.max_pixels},
+            **hub,
+        )
+        model = transformers.Qwen2_5_VLForConditionalGeneration.from_pretrained(config.model, **kwargs)
+        if config.quantization is None:
+            model = model.to(self.device)
+        self.model = model.eval()
+        tokenizer = self.processor.tokenizer
+        self.yes_id = _single_token(tokenizer, "yes")
+        self.no_id = _single_token(tokenizer, "no")
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.image_token_id = int(model.config.image_token_id)
+        head = model.get_output_embeddings()
+        weight = head.weight
+        with torch.no_grad():
+            self.w_diff = (weight[self.yes_id].float() - weight[self.no_id].float()).to(self.device)
+            bias = getattr(head, "bias", None)
+            self.b_diff = float(bias[self.yes_id] - bias[self.no_id]) if bias is not None else 0.0
+        logger.info(
+            "loaded %s on %s (%s, attention %s%s)",
+            config.model,
+            self.device,
+            str(self.dtype).removeprefix("torch."),
+            self.attn_implementation,
+            f", {config.quantization}" if config.quantization else "",
+        )
+
+    def score_batch(self, pairs: Sequence[EncodedPair]) -> list[float]:
+        """Score a batch of encoded pairs in one forward pass (left padding, last position)."""
+        import torch
+        rows = len(pairs)
+        width = max(len(p) for p in pairs)
+        input_ids = torch.full((rows, width), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((rows, width), dtype=torch.long)
+        for row, pair in enumerate(pairs):
+            input_ids[row, width - len(pair) :] = torch.tensor(pair.input_ids, dtype=torch.long)
+            attention_mask[row, width - len(pair) :] = 1
+        images = [features for pair in pairs for features in pair.images]
+        input_ids = input_ids.to(self.device)
+        attention_mask = attention_mask.to(self.device)
+        inputs: dict[str, Any] = {}
+        inner = self.model.model
+        with torch.inference_mode():
+            if images:
+                grid = torch.cat([f.grid_thw for f in images]).to(self.device)
+                inputs["pixel_values"] = torch.cat([f.pixel_values for f in images]).to(self.device)
+                inputs["image_grid_thw"] = grid
+                position_ids, _ = inner.get_rope_index(
+                    input_ids,
+                    mm_token_type_ids=(input_ids == self.image_token_id).int(),
+                    image_grid_thw=grid,
+                    attention_mask=attention_mask,
+                )
+            else:
+                position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+            hidden = inner(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                use_cache=False,
+                **inputs,
+            ).last_hidden_state[:, -1, :]
+            logits = hidden.float() @ self.w_diff + self.b_diff
+            return [float(v) for v in torch.sigmoid(logits).cpu()]
+
+    def free_memory(self) -> None:
+        """Release cached device memory (after an out-of-memory error or an unload)."""
+        import torch
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        elif self.device == "mps":
+            torch.mps.empty_cache()

@@ -1,0 +1,207 @@
+"""Offline test checkpoints of the real Lychee architecture.
+
+:func:`build_tiny_checkpoint` writes a tiny, randomly initialised
+``Qwen2_5_VLForConditionalGeneration`` with a small byte-level BPE tokenizer and the
+stock Qwen2.5-VL processor and chat template to a directory, with ``save_pretrained``.
+Loading that directory exercises exactly the code path that loads
+``vec-ai/lychee-rerank-mm``, without any download, so the package's tests and its
+users' CI can run the real prompt, batching and scoring end to end on a CPU.
+
+Example:
+    >>> from lychee_integrations.testing import build_tiny_checkpoint
+    >>> path = build_tiny_checkpoint("/tmp/tiny-lychee")  # doctest: +SKIP
+    >>> LycheeReranker(model=str(path)).score("cats", ["a cat", "a car"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["QWEN2_VL_CHAT_TEMPLATE", "REAL_VOCAB_SIZE", "build_tiny_checkpoint"]
+
+#: Vocabulary size of the real Qwen2.5-VL language model head.
+REAL_VOCAB_SIZE = 152064
+
+#: The chat template shipped with Qwen2-VL and Qwen2.5-VL checkpoints (a model format fact).
+QWEN2_VL_CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}"
+    "{{ message['content'] }}<|im_end|>\n{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}"
+    "Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}"
+    "{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}"
+    "Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+_SPECIAL_TOKENS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
+
+_CORPUS = (
+    "Judge whether the Document meets the requirements based on the Query and the Instruct provided.",
+    'Note that the answer can only be "yes" or "no".',
+    "Given a web search query, retrieve relevant passages that answer the query",
+    "The quick brown fox jumps over the lazy dog. A cat sits on the mat in the sun.",
+    "Retrieval augmented generation finds documents, images and passages for a question.",
+    "How do I reset my password? Open settings, choose security, then follow the steps.",
+    "Product search: red running shoes, a blue backpack, wireless headphones and a lamp.",
+    "Paris is the capital of France. Berlin is the capital of Germany. 1 2 3 4 5 6 7 8 9 0",
+    "system user assistant Instruct Query Document image picture photo screenshot page",
+)
+_ANSWER_LINES = ("yes", "no", "yes no", "no yes")
+
+
+def _train_tokenizer(vocab_target: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    import tokenizers
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
+
+    pre = tokenizers.pre_tokenizers
+    tok = tokenizers.Tokenizer(tokenizers.models.BPE())
+    tok.normalizer = tokenizers.normalizers.NFC()
+    tok.pre_tokenizer = pre.Sequence(
+        [
+            pre.Split(tokenizers.Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    trainer = tokenizers.trainers.BpeTrainer(
+        vocab_size=vocab_target,
+        min_frequency=1,
+        initial_alphabet=pre.ByteLevel.alphabet(),
+        special_tokens=["<|endoftext|>"],
+        show_progress=False,
+    )
+    lines = list(_CORPUS) * 4 + list(_ANSWER_LINES) * 50
+    tok.train_from_iterator(lines, trainer=trainer)
+    state = tok.model.__getstate__()
+    import json
+
+    model_state = json.loads(state)
+    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else (m[0], m[1]) for m in model_state["merges"]]
+    return dict(model_state["vocab"]), merges
+
+
+def build_tiny_checkpoint(
+    path: str | Path,
+    *,
+    vocab_size: int | None = None,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    seed: int = 0,
+) -> Path:
+    """Build and save a tiny random Lychee-architecture checkpoint for offline use.
+
+    The checkpoint is a real ``Qwen2_5_VLForConditionalGeneration`` with a byte-level
+    BPE tokenizer trained on a few sentences (``yes`` and ``no`` are single tokens), the
+    stock Qwen2.5-VL image and video processors and chat template. Scores it produces are
+    meaningless but deterministic for a given ``seed``.
+
+    Args:
+        path: Directory to write (created if missing; existing files are overwritten).
+        vocab_size: Size of the model's vocabulary. ``None`` uses the tokenizer's own size;
+            :data:`REAL_VOCAB_SIZE` (152064) gives the LM-head cost of the real model,
+            which is what benchmarks want.
+        hidden_size: Width of the language model (the vision tower is half as wide).
+        num_layers: Number of decoder layers.
+        seed: Seed for the random weights.
+
+    Returns:
+        The directory, ready for ``LycheeReranker(model=str(path))``.
+
+    Raises:
+        ImportError: If torch, transformers or tokenizers are not installed.
+    """
+    import torch
+    import transformers
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
+    from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    vocab, merges = _train_tokenizer(vocab_target=400)
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, clean_up_tokenization_spaces=False)
+    tokenizer.add_special_tokens({"additional_special_tokens": list(_SPECIAL_TOKENS[1:])})
+    tokenizer.model_max_length = 32768
+    for word in ("yes", "no"):
+        if len(tokenizer.encode(word, add_special_tokens=False)) != 1:
+            raise RuntimeError(f"tiny tokenizer did not learn {word!r} as one token")
+
+    image_processor = Qwen2VLImageProcessor(min_pixels=4 * 28 * 28, max_pixels=1280 * 28 * 28)
+    video_processor = Qwen2VLVideoProcessor()
+    processor = Qwen2_5_VLProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=video_processor,
+        chat_template=QWEN2_VL_CHAT_TEMPLATE,
+    )
+
+    ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in _SPECIAL_TOKENS}
+    n_vocab = vocab_size if vocab_size is not None else len(tokenizer)
+    if n_vocab < len(tokenizer):
+        raise ValueError(f"vocab_size={n_vocab} is smaller than the tokenizer ({len(tokenizer)} tokens)")
+    heads = 4
+    config = Qwen2_5_VLConfig(
+        text_config={
+            "vocab_size": n_vocab,
+            "hidden_size": hidden_size,
+            "intermediate_size": hidden_size * 2,
+            "num_hidden_layers": num_layers,
+            "num_attention_heads": heads,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 32768,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [2, 3, 3]},
+            "bos_token_id": ids["<|endoftext|>"],
+            "eos_token_id": ids["<|im_end|>"],
+            "pad_token_id": ids["<|endoftext|>"],
+        },
+        vision_config={
+            "depth": 2,
+            "hidden_size": hidden_size // 2,
+            "intermediate_size": hidden_size,
+            "num_heads": 2,
+            "out_hidden_size": hidden_size,
+            "fullatt_block_indexes": [1],
+            "window_size": 112,
+        },
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    with torch.no_grad():
+        # Wider random weights than the default init, so that scores spread over (0, 1).
+        for param in model.parameters():
+            if param.dim() > 1:
+                param.normal_(0.0, 0.2)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    logger.info("built tiny Lychee checkpoint at %s (transformers %s)", out, transformers.__version__)
+    return out

@@ -1,1 +1,114 @@
-"""Lychee multimodal reranker for LangChain and LlamaIndex."""
+"""Lychee multimodal reranker (``vec-ai/lychee-rerank-mm``) for retrieval pipelines.
+
+One in-process engine, :class:`LycheeReranker`, scores text, image and text+image
+documents against text, image or text+image queries under an instruction. The LangChain
+compressor lives in :mod:`lychee_integrations.langchain`, the LlamaIndex postprocessor in
+:mod:`lychee_integrations.llama_index`, the command line in :mod:`lychee_integrations.cli`.
+
+Importing this package is cheap: torch, transformers, LangChain and LlamaIndex are
+imported only when a reranker is created or an adapter module is imported.
+
+Example:
+    >>> from lychee_integrations import LycheeReranker
+    >>> reranker = LycheeReranker.shared()  # doctest: +SKIP
+    >>> reranker.rerank("red running shoes", ["blue jeans", {"image": "shoe.jpg"}])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "LycheeReranker": "lychee_integrations.engine",
+    "RerankerConfig": "lychee_integrations.config",
+    "DEFAULT_MODEL": "lychee_integrations.config",
+    "RerankInput": "lychee_integrations.inputs",
+    "ImagePolicy": "lychee_integrations.images",
+    "load_image": "lychee_integrations.images",
+    "RerankResult": "lychee_integrations.results",
+    "score_band": "lychee_integrations.results",
+    "DEFAULT_INSTRUCTION": "lychee_integrations.instructions",
+    "InstructionRegistry": "lychee_integrations.instructions",
+    "InstructionTemplate": "lychee_integrations.instructions",
+    "get_template": "lychee_integrations.instructions",
+    "list_templates": "lychee_integrations.instructions",
+    "register_template": "lychee_integrations.instructions",
+    "resolve_instruction": "lychee_integrations.instructions",
+    "LycheeError": "lychee_integrations.errors",
+    "ConfigurationError": "lychee_integrations.errors",
+    "InvalidInputError": "lychee_integrations.errors",
+    "InvalidDocumentsError": "lychee_integrations.errors",
+    "UnsupportedInputError": "lychee_integrations.errors",
+    "ImageLoadError": "lychee_integrations.errors",
+    "InputTooLongError": "lychee_integrations.errors",
+    "MissingDependencyError": "lychee_integrations.errors",
+}
+
+__all__ = [
+    "DEFAULT_INSTRUCTION",
+    "DEFAULT_MODEL",
+    "ConfigurationError",
+    "ImageLoadError",
+    "ImagePolicy",
+    "InputTooLongError",
+    "InstructionRegistry",
+    "InstructionTemplate",
+    "InvalidDocumentsError",
+    "InvalidInputError",
+    "LycheeError",
+    "LycheeReranker",
+    "MissingDependencyError",
+    "RerankInput",
+    "RerankResult",
+    "RerankerConfig",
+    "UnsupportedInputError",
+    "__version__",
+    "get_template",
+    "list_templates",
+    "load_image",
+    "register_template",
+    "resolve_instruction",
+    "score_band",
+]
+
+if TYPE_CHECKING:
+    from lychee_integrations.config import DEFAULT_MODEL, RerankerConfig
+    from lychee_integrations.engine import LycheeReranker
+    from lychee_integrations.errors import (
+        ConfigurationError,
+        ImageLoadError,
+        InputTooLongError,
+        InvalidDocumentsError,
+        InvalidInputError,
+        LycheeError,
+        MissingDependencyError,
+        UnsupportedInputError,
+    )
+    from lychee_integrations.images import ImagePolicy, load_image
+    from lychee_integrations.inputs import RerankInput
+    from lychee_integrations.instructions import (
+        DEFAULT_INSTRUCTION,
+        InstructionRegistry,
+        InstructionTemplate,
+        get_template,
+        list_templates,
+        register_template,
+        resolve_instruction,
+    )
+    from lychee_integrations.results import RerankResult, score_band
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lychee_integrations' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

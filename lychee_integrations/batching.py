@@ -24,6 +24,7 @@ def plan_batches(lengths: Sequence[int], *, max_batch_size: int, max_batch_token
     Example:
         >>> plan_batches([5, 100, 7, 90], max_batch_size=2, max_batch_tokens=1000)
         [[1, 3], [2, 0]]
+
     """
     order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
     batches: list[list[int]] = []
@@ -69,6 +70,7 @@ def run_batched(
 
     Returns:
         One result per item, in the order of ``items``.
+
     """
     results: list[R | None] = [None] * len(items)
     pending = plan_batches(lengths, max_batch_size=max_batch_size, max_batch_tokens=max_batch_tokens)
@@ -86,7 +88,7 @@ def run_batched(
             continue
         if len(out) != len(batch):
             raise RuntimeError(f"batch function returned {len(out)} results for {len(batch)} items")
-        for i, result in zip(batch, out):
+        for i, result in zip(batch, out, strict=True):
             results[i] = result
         progress(len(batch))
     return results  # type: ignore[return-value]

@@ -50,6 +50,7 @@ class RerankerConfig:
         trust_remote_code: Allow custom code from the checkpoint (not needed for Lychee).
         show_progress: Show a tqdm progress bar over batches.
         image_policy: What the image loader may read (see :class:`ImagePolicy`).
+
     """
 
     model: str = DEFAULT_MODEL

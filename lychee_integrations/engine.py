@@ -119,6 +119,7 @@ class LycheeReranker:
         >>> reranker = LycheeReranker.shared(model="vec-ai/lychee-rerank-mm")  # doctest: +SKIP
         >>> reranker.rerank("a red car", ["a red sports car", {"image": "car.jpg"}, "a banana"])  # doctest: +SKIP
         [RerankResult(index=0, score=0.97), RerankResult(index=1, score=0.93), RerankResult(index=2, score=0.01)]
+
     """
 
     _shared: ClassVar[dict[RerankerConfig, LycheeReranker]] = {}
@@ -145,6 +146,7 @@ class LycheeReranker:
 
         Raises:
             ConfigurationError: On an unknown or invalid option.
+
         """
         config = RerankerConfig.from_options(model=model, **options)
         with cls._shared_lock:
@@ -183,6 +185,7 @@ class LycheeReranker:
         Raises:
             ConfigurationError: The checkpoint cannot be found or is not a Lychee model,
                 or the device, attention or quantization cannot be had here.
+
         """
         self._get_runtime()
         return self
@@ -281,6 +284,7 @@ class LycheeReranker:
             ImageLoadError: An image cannot be read.
             InputTooLongError: A pair's images alone exceed ``max_length``.
             ConfigurationError: Both or a bad ``task``/``instruction``; the model cannot load.
+
         """
         pairs = self.encode(query, documents, instruction=instruction, task=task)
         if not pairs:
@@ -315,6 +319,7 @@ class LycheeReranker:
         Raises:
             ConfigurationError: ``top_n`` is not a positive integer or ``None``.
             InvalidInputError: See :meth:`score`.
+
         """
         if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
             raise ConfigurationError(f"top_n must be a positive integer or None, got {top_n!r}")

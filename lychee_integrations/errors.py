@@ -38,6 +38,7 @@ class InvalidInputError(LycheeError, ValueError):
         index: The document's position in the caller's list, or ``None`` for the query.
         problems: For an error about several documents, one ``(index, message)`` per
             bad document, in input order; otherwise a single entry.
+
     """
 
     def __init__(self, item: str, problem: str, *, index: int | None = None) -> None:

@@ -55,6 +55,7 @@ class ImagePolicy:
     Example:
         >>> ImagePolicy.strict(local_root="/srv/images").allow_remote
         False
+
     """
 
     allow_remote: bool = True
@@ -84,7 +85,7 @@ class ImagePolicy:
         local_root: str | Path | None = None,
         **limits: Any,
     ) -> ImagePolicy:
-        """A policy for network-facing services.
+        """Build a policy for network-facing services.
 
         Remote URLs only when ``allow_remote`` and never to private addresses; local
         files only inside ``local_root`` (none at all without it).
@@ -146,20 +147,30 @@ def _to_rgb(img: PILImage) -> PILImage:
     return img.convert("RGB")
 
 
-def _resolve_local(path: Path, policy: ImagePolicy) -> Path:
-    path = path.expanduser()
-    if policy.local_root is not None and not path.is_absolute():
-        path = policy.local_root / path
-    return path.resolve()
+def _resolve_local(path: Path, policy: ImagePolicy, item: str, index: int | None) -> Path:
+    try:
+        path = path.expanduser()
+        if policy.local_root is not None and not path.is_absolute():
+            path = policy.local_root / path
+        return path.resolve()
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise _fail(item, index, f"invalid image path {str(path)[:200]!r}: {exc}") from exc
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _read_local(path: Path, policy: ImagePolicy, item: str, index: int | None) -> PILImage:
     if not policy.allow_local_files:
         raise _fail(item, index, "local file paths are not allowed here; send the image as base64 or a data URI")
-    resolved = _resolve_local(path, policy)
+    resolved = _resolve_local(path, policy, item, index)
     if policy.local_root is not None and not resolved.is_relative_to(policy.local_root):
         raise _fail(item, index, f"path {str(path)!r} is outside the allowed image directory")
-    if not resolved.is_file():
+    if not _is_file(resolved):
         raise _fail(item, index, f"image file not found: {path}")
     try:
         size = resolved.stat().st_size
@@ -230,7 +241,14 @@ def _opener(policy: ImagePolicy) -> urllib.request.OpenerDirector:
             return super().redirect_request(req, fp, code, msg, headers, newurl)
 
     opener = urllib.request.OpenerDirector()
-    for handler in (_HTTPHandler(), _HTTPSHandler(), _Redirects(), urllib.request.HTTPErrorProcessor()):
+    handlers = (
+        _HTTPHandler(),
+        _HTTPSHandler(),
+        _Redirects(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPErrorProcessor(),
+    )
+    for handler in handlers:
         opener.add_handler(handler)
     return opener
 
@@ -300,7 +318,7 @@ def _load_string(source: str, policy: ImagePolicy, item: str, index: int | None)
     if not (_BASE64_RE.match(compact) or _BASE64_URLSAFE_RE.match(compact)):
         # Characters such as '.', '~', ':' or '\\' never occur in base64: this is a path.
         return _read_local(Path(text), policy, item, index)
-    if len(text) < 4096 and policy.allow_local_files and _resolve_local(Path(text), policy).is_file():
+    if len(text) < 4096 and policy.allow_local_files and _is_file(_resolve_local(Path(text), policy, item, index)):
         return _read_local(Path(text), policy, item, index)
     data = _b64decode(text, item, index, what="image string (neither an existing file nor base64)")
     return _decode(data, policy, item, index)
@@ -333,6 +351,7 @@ def load_image(
         >>> from PIL import Image
         >>> load_image(Image.new("RGBA", (4, 4))).mode
         'RGB'
+
     """
     from PIL import Image
 

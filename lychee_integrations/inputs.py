@@ -50,6 +50,7 @@ class RerankInput:
     Example:
         >>> RerankInput(text="a red car", images=("photo.jpg",)).kind
         'text+image'
+
     """
 
     text: str | None = None
@@ -98,7 +99,9 @@ def _from_mapping(obj: Mapping[str, Any], item: str, index: int | None) -> Reran
     unknown = sorted(str(k) for k in obj if k not in _DICT_KEYS)
     if unknown:
         raise InvalidInputError(
-            item, f"unknown key(s) {', '.join(map(repr, unknown))}; use 'text', 'image' or 'images'", index=index
+            item,
+            f"unknown key(s) {', '.join(map(repr, unknown))}; use 'text', 'image' or 'images'",
+            index=index,
         )
     if "image" in obj and "images" in obj:
         raise InvalidInputError(item, "give either 'image' or 'images', not both", index=index)
@@ -131,6 +134,7 @@ def to_rerank_input(obj: object, *, item: str, index: int | None = None) -> Rera
     Raises:
         UnsupportedInputError: ``None`` or an unsupported type.
         InvalidInputError: A malformed dict.
+
     """
     if isinstance(obj, RerankInput):
         if obj.text is not None and not isinstance(obj.text, str):

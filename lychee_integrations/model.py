@@ -21,6 +21,7 @@ _SUPPORTED_MODEL_TYPES = ("qwen2_5_vl",)
 def is_out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` is a device out-of-memory error (CUDA or MPS)."""
     import torch
+
     if isinstance(exc, torch.OutOfMemoryError):
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
@@ -49,6 +50,7 @@ def _resolve_attention(requested: str, device: str, dtype: Any) -> str:
     import importlib.util
 
     import torch
+
     has_flash = importlib.util.find_spec("flash_attn") is not None
     if requested == "flash_attention_2":
         if not has_flash:
@@ -84,6 +86,7 @@ class LoadedModel:
     def __init__(self, config: RerankerConfig) -> None:
         import torch
         import transformers
+
         self.config = config
         self.device = _resolve_device(torch, config.device)
         self.dtype = _resolve_dtype(torch, config.dtype, self.device)
@@ -123,7 +126,7 @@ class LoadedModel:
             size={"shortest_edge": config.min_pixels, "longest_edge": config.max_pixels},
             **hub,
         )
-        model = transformers.Qwen2_5_VLForConditionalGeneration.from_pretrained(config.model, **kwargs)
+        model: Any = transformers.Qwen2_5_VLForConditionalGeneration.from_pretrained(config.model, **kwargs)
         if config.quantization is None:
             model = model.to(self.device)
         self.model = model.eval()
@@ -150,6 +153,7 @@ class LoadedModel:
     def score_batch(self, pairs: Sequence[EncodedPair]) -> list[float]:
         """Score a batch of encoded pairs in one forward pass (left padding, last position)."""
         import torch
+
         rows = len(pairs)
         width = max(len(p) for p in pairs)
         input_ids = torch.full((rows, width), self.pad_id, dtype=torch.long)
@@ -188,6 +192,7 @@ class LoadedModel:
     def free_memory(self) -> None:
         """Release cached device memory (after an out-of-memory error or an unload)."""
         import torch
+
         if self.device.startswith("cuda"):
             torch.cuda.empty_cache()
         elif self.device == "mps":

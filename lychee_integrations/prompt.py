@@ -62,11 +62,12 @@ class EncodedPair:
 def build_messages(
     instruction: str, query_text: str | None, n_query_images: int, doc_text: str | None, n_doc_images: int
 ) -> list[dict[str, Any]]:
-    """Return the recipe's chat messages for one pair (images as placeholders).
+    r"""Return the recipe's chat messages for one pair (images as placeholders).
 
     Example:
         >>> build_messages("Find it", "cats", 0, "a cat", 1)[1]["content"][3:]
         [{'type': 'text', 'text': '\\n<Document>:'}, {'type': 'image'}, {'type': 'text', 'text': 'a cat'}]
+
     """
     content: list[dict[str, Any]] = [
         {"type": "text", "text": f"<Instruct>: {instruction}"},
@@ -121,7 +122,7 @@ class PromptEncoder:
         if len(pieces) != len(images) + 1:
             raise RuntimeError(f"chat template rendered {len(pieces) - 1} image slots for {len(images)} images")
         out = [pieces[0]]
-        for features, piece in zip(images, pieces[1:]):
+        for features, piece in zip(images, pieces[1:], strict=True):
             out.append(self._image_token * features.n_tokens)
             out.append(piece)
         return "".join(out)
@@ -149,6 +150,7 @@ class PromptEncoder:
         Raises:
             InvalidInputError: Text holds a vision placeholder token.
             InputTooLongError: The images and fixed prompt alone exceed ``max_length``.
+
         """
         self._check_text(query.text, "query", None)
         self._check_text(doc.text, item, index)

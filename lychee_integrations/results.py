@@ -14,6 +14,7 @@ class RerankResult:
     Attributes:
         index: The document's position in the list the caller passed in.
         score: Relevance in [0, 1]: ``P(yes)`` under the model's yes/no judgement.
+
     """
 
     index: int
@@ -30,6 +31,7 @@ def score_band(score: float) -> str:
     Example:
         >>> score_band(0.82), score_band(0.5), score_band(0.1)
         ('high', 'partial', 'low')
+
     """
     if score > 0.7:
         return "high"

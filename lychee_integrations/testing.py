@@ -11,17 +11,18 @@ Example:
     >>> from lychee_integrations.testing import build_tiny_checkpoint
     >>> path = build_tiny_checkpoint("/tmp/tiny-lychee")  # doctest: +SKIP
     >>> LycheeReranker(model=str(path)).score("cats", ["a cat", "a car"])  # doctest: +SKIP
+
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["QWEN2_VL_CHAT_TEMPLATE", "REAL_VOCAB_SIZE", "build_tiny_checkpoint"]
+__all__ = ["PRESETS", "preset_config", "QWEN2_VL_CHAT_TEMPLATE", "REAL_VOCAB_SIZE", "build_tiny_checkpoint"]
 
 #: Vocabulary size of the real Qwen2.5-VL language model head.
 REAL_VOCAB_SIZE = 152064
@@ -42,6 +43,44 @@ QWEN2_VL_CHAT_TEMPLATE = (
     "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
     "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+
+#: Architecture sizes: ``tiny`` for tests, ``7b`` for the real Qwen2.5-VL-7B shapes (random weights).
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "text": {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "mrope_section": [2, 3, 3],
+        },
+        "vision": {
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "fullatt_block_indexes": [1],
+        },
+    },
+    "7b": {
+        "text": {
+            "hidden_size": 3584,
+            "intermediate_size": 18944,
+            "num_hidden_layers": 28,
+            "num_attention_heads": 28,
+            "num_key_value_heads": 4,
+            "mrope_section": [16, 24, 24],
+        },
+        "vision": {
+            "depth": 32,
+            "hidden_size": 1280,
+            "intermediate_size": 3420,
+            "num_heads": 16,
+            "fullatt_block_indexes": [7, 15, 23, 31],
+        },
+    },
+}
 
 _SPECIAL_TOKENS = (
     "<|endoftext|>",
@@ -74,7 +113,7 @@ _CORPUS = (
 _ANSWER_LINES = ("yes", "no", "yes no", "no yes")
 
 
-def _train_tokenizer(vocab_target: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
+def _train_tokenizer(vocab_target: int) -> tuple[dict[str, int], Any]:
     import tokenizers
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
@@ -104,15 +143,47 @@ def _train_tokenizer(vocab_target: int) -> tuple[dict[str, int], list[tuple[str,
     return dict(model_state["vocab"]), merges
 
 
+def preset_config(preset: str, vocab_size: int, token_ids: dict[str, int]) -> Any:
+    """Return the ``Qwen2_5_VLConfig`` of a preset for a tokenizer's special token ids."""
+    from transformers import Qwen2_5_VLConfig
+
+    ids = token_ids
+    text = dict(PRESETS[preset]["text"])
+    mrope_section = text.pop("mrope_section")
+    vision = PRESETS[preset]["vision"]
+    config = Qwen2_5_VLConfig(
+        text_config={
+            **text,
+            "vocab_size": vocab_size,
+            "max_position_embeddings": 128000,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 1000000.0,
+                "mrope_section": mrope_section,
+            },
+            "bos_token_id": ids["<|endoftext|>"],
+            "eos_token_id": ids["<|im_end|>"],
+            "pad_token_id": ids["<|endoftext|>"],
+        },
+        vision_config={**vision, "out_hidden_size": text["hidden_size"], "window_size": 112},
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=False,
+    )
+    return config
+
+
 def build_tiny_checkpoint(
     path: str | Path,
     *,
     vocab_size: int | None = None,
-    hidden_size: int = 64,
-    num_layers: int = 2,
+    preset: str = "tiny",
     seed: int = 0,
+    dtype: str = "float32",
 ) -> Path:
-    """Build and save a tiny random Lychee-architecture checkpoint for offline use.
+    """Build and save a random Lychee-architecture checkpoint for offline use.
 
     The checkpoint is a real ``Qwen2_5_VLForConditionalGeneration`` with a byte-level
     BPE tokenizer trained on a few sentences (``yes`` and ``no`` are single tokens), the
@@ -124,19 +195,23 @@ def build_tiny_checkpoint(
         vocab_size: Size of the model's vocabulary. ``None`` uses the tokenizer's own size;
             :data:`REAL_VOCAB_SIZE` (152064) gives the LM-head cost of the real model,
             which is what benchmarks want.
-        hidden_size: Width of the language model (the vision tower is half as wide).
-        num_layers: Number of decoder layers.
+        preset: ``"tiny"`` (under 1 MB) or ``"7b"`` (the real Qwen2.5-VL-7B shapes,
+            8.3B random parameters: for GPU benchmarks, about 16 GB in bfloat16).
         seed: Seed for the random weights.
+        dtype: ``"float32"`` or ``"bfloat16"``, the dtype the weights are saved in.
 
     Returns:
         The directory, ready for ``LycheeReranker(model=str(path))``.
 
     Raises:
-        ImportError: If torch, transformers or tokenizers are not installed.
+        ValueError: An unknown preset, or a vocabulary smaller than the tokenizer.
+
     """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
     import torch
     import transformers
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
+    from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
     from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
@@ -160,47 +235,21 @@ def build_tiny_checkpoint(
         chat_template=QWEN2_VL_CHAT_TEMPLATE,
     )
 
-    ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in _SPECIAL_TOKENS}
+    ids: dict[str, int] = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in _SPECIAL_TOKENS}  # type: ignore[misc]
     n_vocab = vocab_size if vocab_size is not None else len(tokenizer)
     if n_vocab < len(tokenizer):
         raise ValueError(f"vocab_size={n_vocab} is smaller than the tokenizer ({len(tokenizer)} tokens)")
-    heads = 4
-    config = Qwen2_5_VLConfig(
-        text_config={
-            "vocab_size": n_vocab,
-            "hidden_size": hidden_size,
-            "intermediate_size": hidden_size * 2,
-            "num_hidden_layers": num_layers,
-            "num_attention_heads": heads,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 32768,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [2, 3, 3]},
-            "bos_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-        },
-        vision_config={
-            "depth": 2,
-            "hidden_size": hidden_size // 2,
-            "intermediate_size": hidden_size,
-            "num_heads": 2,
-            "out_hidden_size": hidden_size,
-            "fullatt_block_indexes": [1],
-            "window_size": 112,
-        },
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=False,
-    )
+    config = preset_config(preset, n_vocab, ids)
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config)
-    with torch.no_grad():
-        # Wider random weights than the default init, so that scores spread over (0, 1).
-        for param in model.parameters():
-            if param.dim() > 1:
-                param.normal_(0.0, 0.2)
+    device = "cuda" if preset != "tiny" and torch.cuda.is_available() else "cpu"
+    with torch.device(device):
+        model = Qwen2_5_VLForConditionalGeneration(config).to(getattr(torch, dtype))
+    if preset == "tiny":
+        with torch.no_grad():
+            # Wider random weights than the default init, so that scores spread over (0, 1).
+            for param in model.parameters():
+                if param.dim() > 1:
+                    param.normal_(0.0, 0.2)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     logger.info("built tiny Lychee checkpoint at %s (transformers %s)", out, transformers.__version__)

@@ -14,7 +14,7 @@ from conftest import make_image, png_bytes
 from lychee_integrations import errors
 from lychee_integrations.engine import LycheeReranker
 
-WORDS = "the a cat dog red blue query answer passage retrieval image search product guide step".split()
+WORDS = ["the", "a", "cat", "dog", "red", "blue", "query", "answer", "passage", "retrieval", "image", "guide"]
 
 
 def sentence(rng: random.Random, n: int) -> str:
@@ -40,7 +40,13 @@ def test_batch_invariance(tiny_checkpoint: Path) -> None:
 
 
 def test_rerank_orders_by_score_and_keeps_indices(tiny_reranker: Any) -> None:
-    docs = ["a red cat", "blue dog passage", {"image": make_image((1, 2, 3))}, "retrieval step guide", "a red cat"]
+    docs = [
+        "a red cat",
+        "blue dog passage",
+        {"image": make_image((1, 2, 3))},
+        "retrieval step guide",
+        "a red cat",
+    ]
     scores = tiny_reranker.score("red cat", docs)
     ranked = tiny_reranker.rerank("red cat", docs)
     assert [r.index for r in ranked] == sorted(range(len(docs)), key=lambda i: -scores[i])
@@ -159,7 +165,7 @@ def test_threads_get_the_same_scores(tiny_reranker: Any) -> None:
         t.start()
     for t in threads:
         t.join(timeout=120)
-    for got, want in zip(results, expected):
+    for got, want in zip(results, expected, strict=True):
         assert got == pytest.approx(want, abs=1e-5)
 
 

@@ -1,4 +1,4 @@
-"""The engine against a plain one-pair-per-forward reference written here from the recipe.
+"""The engine against the plain one-pair-per-forward reference of tests/recipe_reference.py.
 
 The reference follows shared/docs/lychee-reference.md literally: the stock processor,
 ``apply_chat_template`` with real image parts, a full forward pass over all logits and
@@ -11,55 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from conftest import make_image
-
-SYSTEM = (
-    "Judge whether the Document meets the requirements based on the Query and the Instruct provided. "
-    'Note that the answer can only be "yes" or "no".'
-)
-DEFAULT = "Given a web search query, retrieve relevant passages that answer the query"
+from recipe_reference import DEFAULT_INSTRUCTION as DEFAULT
+from recipe_reference import SYSTEM, RecipeReference
 
 
 @pytest.fixture(scope="module")
-def reference(tiny_checkpoint: Path) -> Any:
-    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
-
-    processor = AutoProcessor.from_pretrained(
-        tiny_checkpoint, padding_side="left", min_pixels=4 * 28 * 28, max_pixels=1280 * 28 * 28
-    )
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_checkpoint, dtype=torch.float32).eval()
-    yes = processor.tokenizer.convert_tokens_to_ids("yes")
-    no = processor.tokenizer.convert_tokens_to_ids("no")
-
-    def score(
-        instruction: str, q_text: str | None, q_images: list[Any], d_text: str | None, d_images: list[Any]
-    ) -> tuple[float, list[int]]:
-        content: list[dict[str, Any]] = [
-            {"type": "text", "text": "<Instruct>: " + instruction},
-            {"type": "text", "text": "<Query>:"},
-        ]
-        content += [{"type": "image", "image": im} for im in q_images]
-        if q_text:
-            content.append({"type": "text", "text": q_text})
-        content.append({"type": "text", "text": "\n<Document>:"})
-        content += [{"type": "image", "image": im} for im in d_images]
-        if d_text:
-            content.append({"type": "text", "text": d_text})
-        messages = [
-            {"role": "system", "content": [{"type": "text", "text": SYSTEM}]},
-            {"role": "user", "content": content},
-        ]
-        text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        all_images = q_images + d_images
-        inputs = processor(text=[text], images=all_images or None, return_tensors="pt")
-        with torch.no_grad():
-            logits = model(**inputs).logits[0, -1]
-        probs = torch.softmax(torch.stack([logits[yes], logits[no]]), dim=0)
-        return float(probs[0]), inputs["input_ids"][0].tolist()
-
-    score.processor = processor  # type: ignore[attr-defined]
-    return score
+def reference(tiny_checkpoint: Path) -> RecipeReference:
+    return RecipeReference(tiny_checkpoint)
 
 
 RED = make_image((220, 20, 20))
@@ -83,26 +42,26 @@ def as_input(text: str | None, images: list[Any]) -> Any:
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_engine_matches_reference(case: str, tiny_reranker: Any, reference: Any) -> None:
+def test_engine_matches_reference(case: str, tiny_reranker: Any, reference: RecipeReference) -> None:
     q_text, q_images, d_text, d_images = CASES[case]
-    expected, expected_ids = reference(DEFAULT, q_text, q_images, d_text, d_images)
+    expected, expected_ids = reference.score(DEFAULT, q_text, q_images, d_text, d_images)
     pair = tiny_reranker.encode(as_input(q_text, q_images), [as_input(d_text, d_images)])[0]
     assert list(pair.input_ids) == expected_ids
     [got] = tiny_reranker.score(as_input(q_text, q_images), [as_input(d_text, d_images)])
     assert got == pytest.approx(expected, abs=1e-5)
 
 
-def test_all_cases_in_one_batch_match_reference(tiny_reranker: Any, reference: Any) -> None:
+def test_all_cases_in_one_batch_match_reference(tiny_reranker: Any, reference: RecipeReference) -> None:
     """Mixed modalities in one call (one padded batch) keep each pair's reference score."""
     instruction = "Given a query, retrieve documents that match it"
     query = {"text": "colourful things", "image": RED}
     docs = [as_input(d_text, d_images) for _, _, d_text, d_images in CASES.values()]
-    expected = [reference(instruction, "colourful things", [RED], t, i)[0] for _, _, t, i in CASES.values()]
+    expected = [reference.score(instruction, "colourful things", [RED], t, i)[0] for _, _, t, i in CASES.values()]
     got = tiny_reranker.score(query, docs, instruction=instruction)
     assert got == pytest.approx(expected, abs=1e-5)
 
 
-def test_rendered_prompt_is_byte_exact(tiny_reranker: Any, reference: Any) -> None:
+def test_rendered_prompt_is_byte_exact(tiny_reranker: Any, reference: RecipeReference) -> None:
     """The documented rendering of a text query against an image+text document."""
     pair = tiny_reranker.encode("cats", [{"text": "a cat", "image": RED}], instruction="Find it")[0]
     tokenizer = reference.processor.tokenizer
@@ -116,10 +75,10 @@ def test_rendered_prompt_is_byte_exact(tiny_reranker: Any, reference: Any) -> No
     )
 
 
-def test_task_template_changes_the_instruction(tiny_reranker: Any, reference: Any) -> None:
+def test_task_template_changes_the_instruction(tiny_reranker: Any, reference: RecipeReference) -> None:
     from lychee_integrations.instructions import get_template
 
     instruction = get_template("product_search").instruction
-    expected, _ = reference(instruction, "red shoes", [], None, [RED])
+    expected, _ = reference.score(instruction, "red shoes", [], None, [RED])
     [got] = tiny_reranker.score("red shoes", [{"image": RED}], task="product_search")
     assert got == pytest.approx(expected, abs=1e-5)

@@ -1,0 +1,111 @@
+"""Documents per second of the engine against the one-pair-per-forward recipe reference.
+
+Both run in the same process on the same checkpoint, 1 query x N text documents of
+mixed lengths; the script prints each one's throughput, the speed-up ratio and the
+largest score difference. On a CPU it uses a tiny checkpoint with the real vocabulary
+(152064), so the LM head weighs as it does in the real model; on a GPU
+``--preset 7b`` builds the real Qwen2.5-VL-7B shapes with random weights (no download).
+
+    python benchmarks/bench_engine.py                 # CPU, tiny preset
+    python benchmarks/bench_engine.py --preset 7b     # GPU, real architecture
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from recipe_reference import DEFAULT_INSTRUCTION, RecipeReference  # noqa: E402
+
+from lychee_integrations.engine import LycheeReranker  # noqa: E402
+from lychee_integrations.testing import REAL_VOCAB_SIZE, build_tiny_checkpoint  # noqa: E402
+
+WORDS = ["retrieval", "passage", "answer", "query", "the", "a", "cat", "capital", "France", "guide", "step", "image"]
+
+
+def documents(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.choice([8, 30, 80, 200, 400]))) for _ in range(n)]
+
+
+def timed(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
+    best = float("inf")
+    for _ in range(repeat):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=50)
+    parser.add_argument("--preset", choices=["tiny", "7b"], default="tiny")
+    parser.add_argument("--checkpoint", help="use this checkpoint instead of building one")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype_name = args.dtype if args.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32")
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.checkpoint:
+            path = Path(args.checkpoint)
+        else:
+            start = time.perf_counter()
+            path = build_tiny_checkpoint(
+                Path(tmp) / "ckpt", vocab_size=REAL_VOCAB_SIZE, preset=args.preset, dtype=dtype_name
+            )
+            print(f"built {args.preset} checkpoint (vocab {REAL_VOCAB_SIZE}) in {time.perf_counter() - start:.1f}s")
+        docs = documents(args.docs)
+        query = "what is the capital of France"
+
+        reference = RecipeReference(path, device=device, dtype=getattr(torch, dtype_name))
+
+        def run_reference() -> list[float]:
+            return [reference.score(DEFAULT_INSTRUCTION, query, [], d, [])[0] for d in docs]
+
+        run_reference()  # warm-up
+        if device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        t_ref = timed(run_reference, args.repeat)
+        ref_scores = run_reference()
+        ref_mem = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
+        del reference
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+        engine = LycheeReranker(model=str(path), device=device, dtype=dtype_name, batch_size=args.batch_size)
+        engine.score(query, docs)  # warm-up and load
+        if device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        t_eng = timed(lambda: engine.score(query, docs), args.repeat)
+        eng_scores = engine.score(query, docs)
+        eng_mem = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
+
+    diff = max(abs(a - b) for a, b in zip(ref_scores, eng_scores, strict=True))
+    print(f"device {device}, dtype {dtype_name}, {args.docs} documents, batch size {args.batch_size}")
+    print(f"reference (one pair per forward, full logits): {args.docs / t_ref:8.1f} docs/s")
+    print(f"engine (batched, last position, yes-no row):   {args.docs / t_eng:8.1f} docs/s")
+    print(f"speed-up ratio engine/reference: {t_ref / t_eng:.2f}x")
+    print(f"largest score difference: {diff:.2e}")
+    if device.startswith("cuda"):
+        print(f"peak GPU memory: reference {ref_mem:.2f} GiB, engine {eng_mem:.2f} GiB")
+
+
+if __name__ == "__main__":
+    main()

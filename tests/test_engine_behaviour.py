@@ -231,3 +231,25 @@ def test_yes_no_must_be_single_tokens(tmp_path: Path) -> None:
     vocab_file.write_text(json.dumps(data))
     with pytest.raises(errors.ConfigurationError, match="'yes' as a single token"):
         LycheeReranker(model=str(path), device="cpu").load()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the CPU defaults")
+def test_auto_settings_on_a_cpu(tiny_checkpoint: Path) -> None:
+    reranker = LycheeReranker(model=str(tiny_checkpoint)).load()
+    model = reranker._get_runtime().model
+    assert (model.device, str(model.dtype), model.attn_implementation) == ("cpu", "torch.float32", "sdpa")
+    with pytest.raises(errors.ConfigurationError, match="CUDA is not available"):
+        LycheeReranker(model=str(tiny_checkpoint), device="cuda").load()
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("flash_attn") is not None, reason="flash-attn installed")
+def test_flash_attention_without_the_package_names_the_extra(tiny_checkpoint: Path) -> None:
+    with pytest.raises(errors.ConfigurationError, match=r"lychee-integrations\[gpu\]"):
+        LycheeReranker(model=str(tiny_checkpoint), device="cpu", attn_implementation="flash_attention_2").load()
+
+
+def test_progress_bar_is_opt_in(tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    LycheeReranker(model=str(tiny_checkpoint), device="cpu").score("q", ["a", "b"])
+    assert "lychee rerank" not in capsys.readouterr().err
+    LycheeReranker(model=str(tiny_checkpoint), device="cpu", show_progress=True).score("q", ["a", "b", "c"])
+    assert "lychee rerank" in capsys.readouterr().err

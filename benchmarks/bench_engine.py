@@ -23,10 +23,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from recipe_reference import DEFAULT_INSTRUCTION, RecipeReference  # noqa: E402
+from recipe_reference import DEFAULT_INSTRUCTION, RecipeReference
 
-from lychee_integrations.engine import LycheeReranker  # noqa: E402
-from lychee_integrations.testing import REAL_VOCAB_SIZE, build_tiny_checkpoint  # noqa: E402
+from lychee_integrations.engine import LycheeReranker
+from lychee_integrations.testing import REAL_VOCAB_SIZE, build_tiny_checkpoint
 
 WORDS = ["retrieval", "passage", "answer", "query", "the", "a", "cat", "capital", "France", "guide", "step", "image"]
 
@@ -47,6 +47,25 @@ def timed(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def peak_gib(device: str) -> float:
+    return torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
+
+
+def measure_reference(
+    path: Path, device: str, dtype_name: str, query: str, docs: list[str], repeat: int
+) -> tuple[float, list[float], float]:
+    reference = RecipeReference(path, device=device, dtype=getattr(torch, dtype_name))
+
+    def run() -> list[float]:
+        return [reference.score(DEFAULT_INSTRUCTION, query, [], d, [])[0] for d in docs]
+
+    run()  # warm-up
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    seconds = timed(run, repeat)
+    return seconds, run(), peak_gib(device)
 
 
 def main() -> None:
@@ -74,28 +93,17 @@ def main() -> None:
         docs = documents(args.docs)
         query = "what is the capital of France"
 
-        reference = RecipeReference(path, device=device, dtype=getattr(torch, dtype_name))
+        t_ref, ref_scores, ref_mem = measure_reference(path, device, dtype_name, query, docs, args.repeat)
 
-        def run_reference() -> list[float]:
-            return [reference.score(DEFAULT_INSTRUCTION, query, [], d, [])[0] for d in docs]
-
-        run_reference()  # warm-up
-        if device.startswith("cuda"):
-            torch.cuda.reset_peak_memory_stats()
-        t_ref = timed(run_reference, args.repeat)
-        ref_scores = run_reference()
-        ref_mem = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
-        del reference
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
-
         engine = LycheeReranker(model=str(path), device=device, dtype=dtype_name, batch_size=args.batch_size)
         engine.score(query, docs)  # warm-up and load
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
         t_eng = timed(lambda: engine.score(query, docs), args.repeat)
         eng_scores = engine.score(query, docs)
-        eng_mem = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
+        eng_mem = peak_gib(device)
 
     diff = max(abs(a - b) for a, b in zip(ref_scores, eng_scores, strict=True))
     print(f"device {device}, dtype {dtype_name}, {args.docs} documents, batch size {args.batch_size}")

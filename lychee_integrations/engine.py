@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from lychee_integrations.batching import run_batched
@@ -195,7 +195,11 @@ class LycheeReranker:
         with self._load_lock:
             runtime, self._runtime = self._runtime, None
         if runtime is not None:
-            runtime.model.free_memory()
+            from lychee_integrations.model import free_device_memory
+
+            device = runtime.model.device
+            del runtime
+            free_device_memory(device)
             logger.info("unloaded %s", self.config.model)
 
     def _get_runtime(self) -> _Runtime:
@@ -333,6 +337,4 @@ class LycheeReranker:
 
 
 def _config_options(config: RerankerConfig) -> dict[str, Any]:
-    from dataclasses import fields
-
     return {f.name: getattr(config, f.name) for f in fields(config)}

@@ -11,7 +11,7 @@ from lychee_integrations.config import RerankerConfig
 from lychee_integrations.errors import ConfigurationError
 from lychee_integrations.prompt import EncodedPair
 
-__all__ = ["LoadedModel", "is_out_of_memory"]
+__all__ = ["LoadedModel", "free_device_memory", "is_out_of_memory"]
 
 logger = logging.getLogger(__name__)
 
@@ -190,10 +190,18 @@ class LoadedModel:
             return [float(v) for v in torch.sigmoid(logits).cpu()]
 
     def free_memory(self) -> None:
-        """Release cached device memory (after an out-of-memory error or an unload)."""
-        import torch
+        """Release cached device memory (after an out-of-memory error)."""
+        free_device_memory(self.device)
 
-        if self.device.startswith("cuda"):
-            torch.cuda.empty_cache()
-        elif self.device == "mps":
-            torch.mps.empty_cache()
+
+def free_device_memory(device: str) -> None:
+    """Collect garbage and release the allocator's cached memory on ``device``."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    elif device == "mps":
+        torch.mps.empty_cache()

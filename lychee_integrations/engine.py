@@ -21,7 +21,7 @@ from lychee_integrations.images import ImagePolicy, load_image
 from lychee_integrations.inputs import InputLike, RerankInput, to_rerank_input
 from lychee_integrations.instructions import InstructionRegistry, default_registry
 from lychee_integrations.prompt import EncodedPair, PromptEncoder, Side
-from lychee_integrations.results import RerankResult
+from lychee_integrations.results import RerankResult, rank
 
 __all__ = ["LycheeReranker"]
 
@@ -325,11 +325,8 @@ class LycheeReranker:
             InvalidInputError: See :meth:`score`.
 
         """
-        if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
-            raise ConfigurationError(f"top_n must be a positive integer or None, got {top_n!r}")
-        scores = self.score(query, documents, instruction=instruction, task=task)
-        ranked = sorted(range(len(scores)), key=lambda i: -scores[i])
-        return [RerankResult(i, scores[i]) for i in ranked[:top_n]]
+        rank([], top_n)  # validate top_n before any work
+        return rank(self.score(query, documents, instruction=instruction, task=task), top_n)
 
     def __repr__(self) -> str:
         state = "loaded" if self.is_loaded else "not loaded"

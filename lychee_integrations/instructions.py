@@ -11,12 +11,14 @@ Example:
     >>> _ = register_template("legal", "Given a legal question, retrieve the statutes that apply")
     >>> resolve_instruction(task="legal")
     'Given a legal question, retrieve the statutes that apply'
+
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -48,8 +50,13 @@ class InstructionTemplate:
 
     Attributes:
         name: Registry key, e.g. ``"product_search"``.
-        instruction: The text rendered after ``<Instruct>: `` in the prompt.
+        instruction: The text rendered after ``<Instruct>: `` in the prompt, byte for byte.
         description: One line for humans (CLI listings, the web page's presets).
+
+    Example:
+        >>> InstructionTemplate("faq", "Given a question, retrieve the FAQ entry that answers it").name
+        'faq'
+
     """
 
     name: str
@@ -63,8 +70,40 @@ def _check_text(value: object, what: str) -> str:
     return value
 
 
+def _make_template(name: object, instruction: object, description: object) -> InstructionTemplate:
+    name = _check_text(name, "template name")
+    if not all(c.isalnum() or c in "_-" for c in name):
+        raise ConfigurationError(f"template name {name!r} may only hold letters, digits, '_' and '-'")
+    _check_text(instruction, f"instruction of template {name!r}")
+    if not isinstance(description, str):
+        raise ConfigurationError(f"description of template {name!r} must be a string, got {description!r}")
+    return InstructionTemplate(name, str(instruction), description.strip())
+
+
+def _parse_entries(data: object) -> list[InstructionTemplate]:
+    if not isinstance(data, Mapping):
+        raise ConfigurationError("templates must be a JSON object of name -> template")
+    templates = []
+    for name, entry in data.items():
+        if isinstance(entry, str):
+            entry = {"instruction": entry}
+        if not isinstance(entry, Mapping) or "instruction" not in entry or set(entry) - {"instruction", "description"}:
+            raise ConfigurationError(
+                f"template {name!r} must be a string or an object with 'instruction' and "
+                f"optional 'description', got {entry!r}"
+            )
+        templates.append(_make_template(name, entry["instruction"], entry.get("description", "")))
+    return templates
+
+
 class InstructionRegistry:
     """A thread-safe, ordered collection of :class:`InstructionTemplate`.
+
+    Args:
+        templates: Templates to start with, registered in order.
+
+    Raises:
+        ConfigurationError: If a starting template is invalid or two share a name.
 
     Example:
         >>> registry = InstructionRegistry()
@@ -72,13 +111,35 @@ class InstructionRegistry:
         'faq'
         >>> registry.names()
         ['faq']
+
     """
 
-    def __init__(self, templates: list[InstructionTemplate] | None = None) -> None:
+    def __init__(self, templates: Iterable[InstructionTemplate] | None = None) -> None:
         self._lock = threading.Lock()
         self._templates: dict[str, InstructionTemplate] = {}
         for template in templates or []:
             self.register(template.name, template.instruction, template.description)
+
+    def _unknown(self, name: str, known: list[str]) -> ConfigurationError:
+        listing = ", ".join(known) if known else "(none registered)"
+        return ConfigurationError(
+            f"unknown task template {name!r}; known templates: {listing}. "
+            "Register your own with register_template(name, instruction) or pass instruction=..."
+        )
+
+    def _add(self, templates: list[InstructionTemplate], overwrite: bool) -> None:
+        names = [t.name for t in templates]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ConfigurationError(f"template name(s) given more than once: {', '.join(repeated)}")
+        with self._lock:
+            taken = [n for n in names if n in self._templates]
+            if taken and not overwrite:
+                raise ConfigurationError(
+                    f"template(s) {', '.join(map(repr, taken))} already registered; pass overwrite=True to replace them"
+                )
+            for template in templates:
+                self._templates[template.name] = template
 
     def register(
         self, name: str, instruction: str, description: str = "", *, overwrite: bool = False
@@ -87,7 +148,7 @@ class InstructionRegistry:
 
         Args:
             name: Registry key: letters, digits, ``_`` and ``-``.
-            instruction: The instruction text.
+            instruction: The instruction text (used byte for byte in the prompt).
             description: Optional one-line description.
             overwrite: Replace an existing template of the same name instead of failing.
 
@@ -97,22 +158,34 @@ class InstructionRegistry:
         Raises:
             ConfigurationError: On an invalid name or text, or a name already taken
                 while ``overwrite`` is false.
+
+        Example:
+            >>> registry = InstructionRegistry()
+            >>> registry.register("recipes", "Given a dish, retrieve recipes that cook it").instruction
+            'Given a dish, retrieve recipes that cook it'
+
         """
-        _check_text(name, "template name")
-        if not all(c.isalnum() or c in "_-" for c in name):
-            raise ConfigurationError(
-                f"template name {name!r} may only hold letters, digits, '_' and '-'"
-            )
-        _check_text(instruction, f"instruction of template {name!r}")
-        if not isinstance(description, str):
-            raise ConfigurationError(f"description of template {name!r} must be a string")
-        template = InstructionTemplate(name, instruction, description.strip())
+        template = _make_template(name, instruction, description)
+        self._add([template], overwrite)
+        return template
+
+    def unregister(self, name: str) -> InstructionTemplate:
+        """Remove the template called ``name`` and return it.
+
+        Raises:
+            ConfigurationError: If no such template exists; the message lists the known names.
+
+        Example:
+            >>> registry = InstructionRegistry([InstructionTemplate("a", "Given a, retrieve b")])
+            >>> registry.unregister("a").name, registry.names()
+            ('a', [])
+
+        """
         with self._lock:
-            if name in self._templates and not overwrite:
-                raise ConfigurationError(
-                    f"template {name!r} is already registered; pass overwrite=True to replace it"
-                )
-            self._templates[name] = template
+            template = self._templates.pop(name, None)
+            known = list(self._templates)
+        if template is None:
+            raise self._unknown(name, known)
         return template
 
     def get(self, name: str) -> InstructionTemplate:
@@ -120,13 +193,22 @@ class InstructionRegistry:
 
         Raises:
             ConfigurationError: If no such template exists; the message lists the known names.
+
+        Example:
+            >>> default_registry.get("web_search").instruction == DEFAULT_INSTRUCTION
+            True
+
         """
         with self._lock:
             template = self._templates.get(name)
             known = list(self._templates)
         if template is None:
-            raise ConfigurationError(f"unknown task template {name!r}; known templates: {', '.join(known)}")
+            raise self._unknown(name, known)
         return template
+
+    def __contains__(self, name: object) -> bool:
+        with self._lock:
+            return name in self._templates
 
     def names(self) -> list[str]:
         """Return the registered names, in registration order."""
@@ -138,44 +220,38 @@ class InstructionRegistry:
         with self._lock:
             return list(self._templates.values())
 
-    def load_json(self, source: str | Path | dict[str, Any], *, overwrite: bool = False) -> list[str]:
-        """Register every template of a JSON mapping ``{name: {"instruction": ..., "description": ...}}``.
+    def load_json(self, source: str | Path | Mapping[str, Any], *, overwrite: bool = False) -> list[str]:
+        """Register every template of a mapping ``{name: {"instruction": ..., "description": ...}}``.
 
-        A value may also be a plain string (the instruction).
+        A value may also be a plain string (the instruction). Either every template is
+        registered or, on any error, none is.
 
         Args:
             source: A path to a JSON file, or the already parsed mapping.
             overwrite: Replace templates that already exist.
 
         Returns:
-            The names registered.
+            The names registered, in file order.
 
         Raises:
-            ConfigurationError: If the file cannot be read or an entry is malformed.
+            ConfigurationError: If the file cannot be read, an entry is malformed, or a
+                name is taken while ``overwrite`` is false.
+
+        Example:
+            >>> InstructionRegistry().load_json({"faq": "Given a question, retrieve the FAQ entry"})
+            ['faq']
+
         """
-        if isinstance(source, dict):
-            data: Any = source
+        if isinstance(source, Mapping):
+            data: object = source
         else:
             try:
                 data = json.loads(Path(source).read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 raise ConfigurationError(f"cannot read templates from {source}: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ConfigurationError("a templates file must hold a JSON object of name -> template")
-        added = []
-        for name, entry in data.items():
-            if isinstance(entry, str):
-                entry = {"instruction": entry}
-            if not isinstance(entry, dict) or set(entry) - {"instruction", "description"}:
-                raise ConfigurationError(
-                    f"template {name!r} must be a string or an object with 'instruction' and "
-                    f"optional 'description', got {entry!r}"
-                )
-            self.register(
-                name, entry.get("instruction"), entry.get("description", ""), overwrite=overwrite  # type: ignore[arg-type]
-            )
-            added.append(name)
-        return added
+        templates = _parse_entries(data)
+        self._add(templates, overwrite)
+        return [t.name for t in templates]
 
     def resolve(self, task: str | None = None, instruction: str | None = None) -> str:
         """Turn a ``task`` name or a free ``instruction`` into the instruction text.
@@ -189,6 +265,11 @@ class InstructionRegistry:
 
         Raises:
             ConfigurationError: If both are given, either is empty, or ``task`` is unknown.
+
+        Example:
+            >>> default_registry.resolve(instruction="Given a bug report, retrieve the fix")
+            'Given a bug report, retrieve the fix'
+
         """
         if task is not None and instruction is not None:
             raise ConfigurationError("give either task (a template name) or instruction (free text), not both")
@@ -213,20 +294,70 @@ default_registry = _builtin_registry()
 def register_template(
     name: str, instruction: str, description: str = "", *, overwrite: bool = False
 ) -> InstructionTemplate:
-    """Register a template in :data:`default_registry` (see :meth:`InstructionRegistry.register`)."""
+    """Register a template in :data:`default_registry`, for every adapter in the process.
+
+    Args:
+        name: Registry key: letters, digits, ``_`` and ``-``.
+        instruction: The instruction text.
+        description: Optional one-line description.
+        overwrite: Replace an existing template of the same name.
+
+    Returns:
+        The registered template.
+
+    Raises:
+        ConfigurationError: See :meth:`InstructionRegistry.register`.
+
+    Example:
+        >>> _ = register_template("bugs", "Given a bug report, retrieve the commits that fix it")
+        >>> get_template("bugs").instruction
+        'Given a bug report, retrieve the commits that fix it'
+
+    """
     return default_registry.register(name, instruction, description, overwrite=overwrite)
 
 
 def get_template(name: str) -> InstructionTemplate:
-    """Look a template up in :data:`default_registry` (see :meth:`InstructionRegistry.get`)."""
+    """Look a template up in :data:`default_registry`.
+
+    Raises:
+        ConfigurationError: Unknown name; the message lists the known ones.
+
+    Example:
+        >>> get_template("product_search").name
+        'product_search'
+
+    """
     return default_registry.get(name)
 
 
 def list_templates() -> list[InstructionTemplate]:
-    """Return the templates of :data:`default_registry`, in registration order."""
+    """Return the templates of :data:`default_registry`, in registration order.
+
+    Example:
+        >>> list_templates()[0].name
+        'web_search'
+
+    """
     return default_registry.templates()
 
 
 def resolve_instruction(task: str | None = None, instruction: str | None = None) -> str:
-    """Resolve ``task``/``instruction`` against :data:`default_registry` (see :meth:`InstructionRegistry.resolve`)."""
+    """Resolve ``task``/``instruction`` against :data:`default_registry`.
+
+    Args:
+        task: A registered template name.
+        instruction: Free instruction text.
+
+    Returns:
+        The instruction text; the recipe's default when both are ``None``.
+
+    Raises:
+        ConfigurationError: See :meth:`InstructionRegistry.resolve`.
+
+    Example:
+        >>> resolve_instruction() == DEFAULT_INSTRUCTION
+        True
+
+    """
     return default_registry.resolve(task, instruction)

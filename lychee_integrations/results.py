@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["RerankResult", "score_band"]
+from lychee_integrations.errors import ConfigurationError
+
+__all__ = ["RerankResult", "rank", "score_band"]
 
 
 @dataclass(frozen=True)
@@ -38,3 +41,27 @@ def score_band(score: float) -> str:
     if score >= 0.4:
         return "partial"
     return "low"
+
+
+def rank(scores: Sequence[float], top_n: int | None = None) -> list[RerankResult]:
+    """Order scores best first (ties keep input order) and keep the best ``top_n``.
+
+    Args:
+        scores: One score per document, in input order.
+        top_n: How many to keep; ``None`` keeps all.
+
+    Returns:
+        One :class:`RerankResult` per kept document.
+
+    Raises:
+        ConfigurationError: ``top_n`` is not a positive integer or ``None``.
+
+    Example:
+        >>> rank([0.2, 0.9, 0.5], top_n=2)
+        [RerankResult(index=1, score=0.9), RerankResult(index=2, score=0.5)]
+
+    """
+    if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
+        raise ConfigurationError(f"top_n must be a positive integer or None, got {top_n!r}")
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    return [RerankResult(i, float(scores[i])) for i in order[:top_n]]

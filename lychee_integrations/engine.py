@@ -18,7 +18,7 @@ from lychee_integrations.batching import run_batched
 from lychee_integrations.config import DEFAULT_MODEL, RerankerConfig
 from lychee_integrations.errors import ConfigurationError, InvalidDocumentsError, InvalidInputError
 from lychee_integrations.images import ImagePolicy, load_image
-from lychee_integrations.inputs import InputLike, RerankInput, to_rerank_input
+from lychee_integrations.inputs import InputLike, RerankInput, to_query_input, to_rerank_input
 from lychee_integrations.instructions import InstructionRegistry, default_registry
 from lychee_integrations.prompt import EncodedPair, PromptEncoder, Side
 from lychee_integrations.results import RerankResult, rank
@@ -255,9 +255,7 @@ class LycheeReranker:
                 f"documents must be a list of texts, images, dicts or RerankInput, not {type(documents).__name__}"
             )
         text = self._registry.resolve(task, instruction)
-        query_input = to_rerank_input(query, item="query")
-        if query_input.kind == "empty":
-            raise InvalidInputError("query", "is empty: give query text, a query image, or both")
+        query_input = to_query_input(query)
         if not documents:
             return []
         return self._encode(text, query_input, documents)

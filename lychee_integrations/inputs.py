@@ -27,7 +27,7 @@ from lychee_integrations.errors import InvalidInputError, UnsupportedInputError
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
-__all__ = ["ImageLike", "InputLike", "RerankInput", "to_rerank_input"]
+__all__ = ["ImageLike", "InputLike", "RerankInput", "to_query_input", "to_rerank_input"]
 
 #: Anything the image loader reads.
 ImageLike = Union[str, bytes, bytearray, "os.PathLike[str]", "PILImage"]
@@ -152,3 +152,17 @@ def to_rerank_input(obj: object, *, item: str, index: int | None = None) -> Rera
         "a dict with 'text'/'image'/'images', or RerankInput",
         index=index,
     )
+
+
+def to_query_input(obj: object) -> RerankInput:
+    """Coerce a query like :func:`to_rerank_input`, refusing an empty one.
+
+    Raises:
+        InvalidInputError: The query has neither text nor an image (or is malformed).
+        UnsupportedInputError: ``None`` or an unsupported type.
+
+    """
+    query = to_rerank_input(obj, item="query")
+    if query.kind == "empty":
+        raise InvalidInputError("query", "is empty: give query text, a query image, or both")
+    return query

@@ -22,8 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from lychee_integrations.errors import InvalidInputError
-from lychee_integrations.inputs import InputLike, RerankInput, to_rerank_input
+from lychee_integrations.inputs import InputLike, RerankInput, to_query_input, to_rerank_input
 from lychee_integrations.instructions import resolve_instruction
 from lychee_integrations.results import RerankResult, rank
 
@@ -179,9 +178,7 @@ class FakeScorer:
 
         """
         text = resolve_instruction(task, instruction)
-        query_input = to_rerank_input(query, item="query")
-        if query_input.kind == "empty":
-            raise InvalidInputError("query", "is empty: give query text, a query image, or both")
+        query_input = to_query_input(query)
         inputs = tuple(to_rerank_input(d, item=f"document {i}", index=i) for i, d in enumerate(documents))
         scores = [float(self._score_fn(query_input, document, text)) for document in inputs]
         for i, value in enumerate(scores):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import tempfile
 from pathlib import Path
 
-from lychee_integrations.config import DEFAULT_MODEL
+from lychee_integrations.config import default_model
 from lychee_integrations.results import score_band
 
 
@@ -17,7 +16,7 @@ def parse_args(description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--model",
-        default=os.environ.get("LYCHEE_MODEL", DEFAULT_MODEL),
+        default=default_model(),
         help="hub id or local checkpoint directory (default: $LYCHEE_MODEL or %(default)s)",
     )
     parser.add_argument(

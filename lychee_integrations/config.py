@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -9,10 +10,21 @@ from typing import Any
 from lychee_integrations.errors import ConfigurationError
 from lychee_integrations.images import ImagePolicy
 
-__all__ = ["DEFAULT_MODEL", "RerankerConfig"]
+__all__ = ["DEFAULT_MODEL", "RerankerConfig", "default_model"]
 
 #: The checkpoint this package is built for.
 DEFAULT_MODEL = "vec-ai/lychee-rerank-mm"
+
+
+def default_model() -> str:
+    """Return the model the CLI, service and examples use when none is named.
+
+    ``$LYCHEE_MODEL`` when set (a hub id or a local directory, e.g. a tiny offline
+    checkpoint), else :data:`DEFAULT_MODEL`. The library's own classes default to
+    :data:`DEFAULT_MODEL` and never read the environment.
+    """
+    return os.environ.get("LYCHEE_MODEL", "").strip() or DEFAULT_MODEL
+
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 DTYPES = {

@@ -320,8 +320,13 @@ def _load_string(source: str, policy: ImagePolicy, item: str, index: int | None)
         return _read_local(Path(text), policy, item, index)
     if len(text) < 4096 and policy.allow_local_files and _is_file(_resolve_local(Path(text), policy, item, index)):
         return _read_local(Path(text), policy, item, index)
-    data = _b64decode(text, item, index, what="image string (neither an existing file nor base64)")
-    return _decode(data, policy, item, index)
+    try:
+        return _decode(_b64decode(text, item, index, what="image string"), policy, item, index)
+    except ImageLoadError:
+        if not text.startswith(("/", "~")) or len(text) >= 4096:
+            raise
+        # "/etc/hosts" is also valid base64; since it is no image, report it as the path it looks like.
+        return _read_local(Path(text), policy, item, index)
 
 
 def load_image(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import http.server
+import io
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -220,3 +221,15 @@ def test_load_image_errors_are_value_errors() -> None:
     with pytest.raises(ValueError):
         load_image(b"junk")
     assert issubclass(ImageLoadError, InvalidInputError)
+
+
+def test_path_like_strings_get_path_errors(tmp_path: Path) -> None:
+    with pytest.raises(ImageLoadError, match="local file paths are not allowed"):
+        load_image("/etc/hostname", ImagePolicy.strict())
+    with pytest.raises(ImageLoadError, match="image file not found"):
+        load_image(str(tmp_path / "no" / "such"))
+    jpeg = io.BytesIO()
+    make_image((1, 2, 3)).save(jpeg, format="JPEG")  # type: ignore[attr-defined]
+    b64 = base64.b64encode(jpeg.getvalue()).decode()
+    assert b64.startswith("/9j/"), "JPEG base64 starts with a slash and must still load"
+    assert load_image(b64, ImagePolicy.strict()).size == (64, 48)

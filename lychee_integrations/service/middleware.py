@@ -1,0 +1,70 @@
+"""ASGI middleware that refuses request bodies over a size limit with 413."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["BodySizeLimitMiddleware"]
+
+
+class BodySizeLimitMiddleware:
+    """Answer 413 to any HTTP request whose body is larger than ``max_bytes``.
+
+    A declared ``Content-Length`` over the limit is refused before the body is read; a
+    body sent without one (chunked) is counted as it arrives and refused as soon as it
+    passes the limit, so a client cannot make the server buffer an unbounded body.
+
+    Args:
+        app: The ASGI application to protect.
+        max_bytes: The largest body accepted.
+
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self, size: str) -> str:
+        return f"request body is {size}, over the limit of {self.max_bytes} bytes"
+
+    async def _refuse(self, send: Send, status: int, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the wrapped app with a counting ``receive``."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None:
+            text = declared.decode("latin-1").strip()
+            if not text.isdigit():
+                await self._refuse(send, 400, f"invalid Content-Length header {text!r}")
+                return
+            if int(text) > self.max_bytes:
+                await self._refuse(send, 413, self._too_large(f"{int(text)} bytes"))
+                return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message: dict[str, Any] = dict(await receive())
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(413, self._too_large(f"at least {received} bytes"))
+            return message
+
+        await self.app(scope, counting_receive, send)

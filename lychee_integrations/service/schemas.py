@@ -1,0 +1,246 @@
+"""Request and response bodies of the HTTP API (pydantic models, shown in the OpenAPI description).
+
+Two request shapes are accepted:
+
+* the native one, ``POST /api/rerank``: objects ``{"text": ..., "image": ...}`` for the query
+  and each document, an instruction or a task template, and an optional single-document form;
+* the Cohere/Jina/vLLM one, ``POST /v1/rerank``: ``query`` and ``documents`` as strings or
+  objects (``{"text"}``, ``{"image"}``, or vLLM's ``{"content": [parts]}``), with results
+  carrying ``relevance_score``.
+
+These models only check the *shape* of a request. Everything about the *content* (empty
+inputs, images, instruction templates) is checked by the package's own input layer, so
+that the library, the CLI and the service all answer the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "Band",
+    "CompatRerankRequest",
+    "CompatRerankResponse",
+    "CompatResult",
+    "ContentPart",
+    "ErrorResponse",
+    "HealthResponse",
+    "ImageURL",
+    "InputItem",
+    "Kind",
+    "MultiModalContent",
+    "RerankRequest",
+    "RerankResponse",
+    "RerankedItem",
+    "ScoreResponse",
+    "TemplateInfo",
+]
+
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+#: A score band, see :func:`lychee_integrations.results.score_band`.
+Band = Literal["high", "partial", "low"]
+#: What a query or document holds.
+Kind = Literal["text", "image", "text+image"]
+
+_IMAGE_HELP = (
+    "An image as a data URI or base64 string; an http(s) URL when the server allows remote "
+    "images; a path relative to the server's image directory when it has one."
+)
+
+
+class InputItem(BaseModel):
+    """A query or a document: text, one or more images, or both."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"examples": [{"text": "a red running shoe"}, {"image": "data:image/png;base64,..."}]},
+    )
+
+    text: str | None = Field(default=None, description="The text, if any.")
+    image: str | None = Field(default=None, description=_IMAGE_HELP)
+    images: list[str] | None = Field(default=None, description="Several images (instead of `image`).")
+
+    def as_input(self) -> dict[str, Any]:
+        """Return the dict form that :func:`lychee_integrations.inputs.to_rerank_input` reads."""
+        return self.model_dump(exclude_none=True)
+
+
+Input = str | InputItem
+
+
+class RerankRequest(BaseModel):
+    """Body of ``POST /api/rerank``: rank several documents, or score one."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "task": "product_search",
+                    "query": {"text": "red running shoes"},
+                    "documents": [{"text": "Blue backpack, 20 l"}, {"image": "data:image/png;base64,..."}],
+                    "top_n": 5,
+                }
+            ]
+        },
+    )
+
+    query: Input = Field(description="The query: a string, or an object with text and/or image(s).")
+    documents: list[Input] | None = Field(default=None, description="Documents to rank (give this or `document`).")
+    document: Input | None = Field(default=None, description="One document to score (give this or `documents`).")
+    instruction: str | None = Field(default=None, description="Free instruction text (or give `task`).")
+    task: str | None = Field(default=None, description="An instruction template name, see GET /api/templates.")
+    top_n: int | None = Field(default=None, ge=1, description="Return only the best `top_n` documents.")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> RerankRequest:
+        if (self.documents is None) == (self.document is None):
+            raise ValueError("give exactly one of 'documents' (a list to rank) or 'document' (one to score)")
+        if self.document is not None and self.top_n is not None:
+            raise ValueError("'top_n' applies to 'documents', not to a single 'document'")
+        return self
+
+
+class RerankedItem(BaseModel):
+    """One ranked document."""
+
+    index: int = Field(description="Position of the document in the request's list.")
+    score: float = Field(description="Relevance in [0, 1].")
+    band: Band = Field(description="high above 0.7, partial from 0.4 to 0.7, low below 0.4.")
+    type: Kind = Field(description="What the document holds.")
+
+
+class RerankResponse(BaseModel):
+    """Answer of ``POST /api/rerank`` with ``documents``: results sorted by score, best first."""
+
+    model: str
+    instruction: str
+    results: list[RerankedItem]
+
+
+class ScoreResponse(BaseModel):
+    """Answer of ``POST /api/rerank`` with a single ``document``."""
+
+    model: str
+    instruction: str
+    score: float
+    band: Band
+    type: Kind
+
+
+class ImageURL(BaseModel):
+    """The ``image_url`` of an OpenAI/vLLM content part."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    url: str = Field(description=_IMAGE_HELP)
+
+
+class ContentPart(BaseModel):
+    """One part of a vLLM multimodal ``content`` list."""
+
+    model_config = _STRICT
+
+    type: Literal["text", "image_url"]
+    text: str | None = None
+    image_url: ImageURL | None = None
+
+    @model_validator(mode="after")
+    def _matches_type(self) -> ContentPart:
+        if self.type == "text" and (self.text is None or self.image_url is not None):
+            raise ValueError("a 'text' part needs 'text' (and no 'image_url')")
+        if self.type == "image_url" and (self.image_url is None or self.text is not None):
+            raise ValueError("an 'image_url' part needs 'image_url' (and no 'text')")
+        return self
+
+
+class MultiModalContent(BaseModel):
+    """vLLM's multimodal form, ``{"content": [{"type": "text", ...}, {"type": "image_url", ...}]}``."""
+
+    model_config = _STRICT
+
+    content: list[ContentPart] = Field(min_length=1)
+
+
+CompatInput = str | InputItem | MultiModalContent
+
+
+class CompatRerankRequest(BaseModel):
+    """Body of ``POST /v1/rerank``, the Cohere/Jina/vLLM rerank shape.
+
+    ``documents`` may also be one ``{"content": [...]}`` object, in which case each part is
+    a document (vLLM's form). ``instruction`` and ``task`` are Lychee extensions.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "vec-ai/lychee-rerank-mm",
+                    "query": "What is the capital of France?",
+                    "documents": ["Paris is the capital of France.", "Berlin is in Germany."],
+                    "top_n": 1,
+                    "return_documents": True,
+                }
+            ]
+        },
+    )
+
+    model: str | None = Field(default=None, description="Accepted for compatibility; the served model answers.")
+    query: CompatInput
+    documents: list[CompatInput] | MultiModalContent
+    top_n: int | None = Field(default=None, ge=0, description="Best `top_n` results; 0 or null for all.")
+    return_documents: bool = Field(default=True, description="Echo each document in its result.")
+    instruction: str | None = Field(default=None, description="Lychee extension: free instruction text.")
+    task: str | None = Field(default=None, description="Lychee extension: an instruction template name.")
+    # Accepted so that existing clients work unchanged; they have no effect here.
+    max_tokens_per_doc: int | None = Field(default=None, description="Ignored (the server's max length applies).")
+    max_chunks_per_doc: int | None = Field(default=None, description="Ignored.")
+    truncate_prompt_tokens: int | None = Field(default=None, description="Ignored.")
+
+
+class CompatResult(BaseModel):
+    """One result of ``POST /v1/rerank``."""
+
+    index: int
+    relevance_score: float
+    document: dict[str, Any] | None = Field(
+        default=None, description="The document as sent (`text`, and `images` for image documents)."
+    )
+
+
+class CompatRerankResponse(BaseModel):
+    """Answer of ``POST /v1/rerank``: results sorted by relevance, best first."""
+
+    id: str
+    model: str
+    results: list[CompatResult]
+
+
+class HealthResponse(BaseModel):
+    """Answer of ``GET /health``."""
+
+    status: Literal["ok"]
+    model: str
+
+
+class TemplateInfo(BaseModel):
+    """One instruction template."""
+
+    name: str
+    instruction: str
+    description: str
+
+
+class ErrorResponse(BaseModel):
+    """Body of every 4xx/5xx answer."""
+
+    detail: str = Field(description="What is wrong, naming the field or item.")
+    problems: list[str] | None = Field(default=None, description="One line per problem, when there are several.")

@@ -1,0 +1,80 @@
+"""Limits and security settings of the HTTP service, fixed at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lychee_integrations.errors import ConfigurationError
+from lychee_integrations.images import ImagePolicy
+
+__all__ = ["ServiceSettings"]
+
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """What the HTTP service accepts; frozen, checked at construction.
+
+    The defaults are safe for a service reachable from a network: images travel in the
+    request body (base64 or ``data:`` URIs), image URLs and local paths are refused.
+
+    Attributes:
+        max_documents: Most documents one request may carry.
+        max_body_bytes: Largest request body, in bytes (answered with 413 above it).
+        max_image_bytes: Largest encoded image, from any source.
+        max_image_pixels: Largest decoded image (width x height); stops decompression bombs.
+        allow_remote_images: Fetch ``http(s)`` image URLs (never from loopback or private
+            addresses).
+        image_root: A directory the service may read images from; paths outside it are
+            refused. ``None`` refuses every local path.
+        image_timeout: Seconds allowed for each network operation of an image download.
+        max_concurrency: Most engine calls running at once; further requests wait. The
+            engine combines concurrent calls into shared batches.
+
+    Example:
+        >>> ServiceSettings(max_documents=50).image_policy().allow_local_files
+        False
+
+    """
+
+    max_documents: int = 100
+    max_body_bytes: int = 16 * _MIB
+    max_image_bytes: int = 8 * _MIB
+    max_image_pixels: int = 20_000_000
+    allow_remote_images: bool = False
+    image_root: Path | None = None
+    image_timeout: float = 10.0
+    max_concurrency: int = 32
+
+    def __post_init__(self) -> None:
+        for name in ("max_documents", "max_body_bytes", "max_image_bytes", "max_image_pixels", "max_concurrency"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"ServiceSettings.{name} must be a positive integer, got {value!r}")
+        if not self.image_timeout > 0:
+            raise ConfigurationError(f"ServiceSettings.image_timeout must be positive, got {self.image_timeout!r}")
+        if self.image_root is not None:
+            root = Path(self.image_root).expanduser().resolve()
+            if not root.is_dir():
+                raise ConfigurationError(f"image root {self.image_root} is not an existing directory")
+            object.__setattr__(self, "image_root", root)
+
+    def image_policy(self) -> ImagePolicy:
+        """Return the strict image policy these settings describe, for the engine.
+
+        Returns:
+            An :class:`~lychee_integrations.images.ImagePolicy` that never fetches from
+            loopback or private addresses, fetches URLs only when
+            :attr:`allow_remote_images`, and reads local files only inside
+            :attr:`image_root`.
+
+        """
+        return ImagePolicy.strict(
+            allow_remote=self.allow_remote_images,
+            local_root=self.image_root,
+            timeout=self.image_timeout,
+            max_bytes=self.max_image_bytes,
+            max_image_pixels=self.max_image_pixels,
+        )

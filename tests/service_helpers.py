@@ -1,0 +1,188 @@
+"""Helpers for the service, web page and CLI tests: loopback servers, images as base64."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.server
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+from conftest import make_image, png_bytes
+
+__all__ = [
+    "LOOPBACK",
+    "BrokenReranker",
+    "CountingImageServer",
+    "b64",
+    "cli_server",
+    "data_uri",
+    "free_port",
+    "make_image",
+    "no_internet",
+    "png_bytes",
+    "serve_app",
+]
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve_app(app: Any, *, startup_timeout: float = 30.0) -> Iterator[str]:
+    """Run an ASGI app with a real uvicorn server on a free loopback port; yield its base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"uvicorn did not start on port {port}")
+        time.sleep(0.02)
+    try:
+        yield f"http://{LOOPBACK}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def cli_server(args: list[str], *, port: int, startup_timeout: float = 120.0) -> Iterator[str]:
+    """Start ``python -m lychee_integrations.cli ARGS`` and wait until ``/health`` answers."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lychee_integrations.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://{LOOPBACK}:{port}"
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read() if process.stdout else ""
+                raise RuntimeError(f"lychee {' '.join(args)} exited with {process.returncode}:\n{output}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"lychee {' '.join(args)} did not answer /health in {startup_timeout}s")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.25)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        if process.stdout:
+            process.stdout.close()
+
+
+_LOCAL_NAMES = {LOOPBACK, "::1", "localhost", "0.0.0.0", ""}
+
+
+@contextlib.contextmanager
+def no_internet() -> Iterator[list[str]]:
+    """Refuse, and record, every connection or name lookup of this process that leaves loopback."""
+    attempts: list[str] = []
+    connect, connect_ex, getaddrinfo = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
+
+    def _host(address: Any) -> str:
+        return str(address[0]) if isinstance(address, tuple) else str(address)
+
+    def guarded_connect(self: socket.socket, address: Any) -> None:
+        if self.family in (socket.AF_INET, socket.AF_INET6) and _host(address) not in _LOCAL_NAMES:
+            attempts.append(f"connect {address}")
+            raise OSError("network access outside loopback is blocked in this test")
+        connect(self, address)
+
+    def guarded_connect_ex(self: socket.socket, address: Any) -> int:
+        if self.family in (socket.AF_INET, socket.AF_INET6) and _host(address) not in _LOCAL_NAMES:
+            attempts.append(f"connect {address}")
+            return 111
+        return connect_ex(self, address)
+
+    def guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else str(host or "")
+        if name not in _LOCAL_NAMES:
+            attempts.append(f"lookup {name}")
+            raise socket.gaierror(socket.EAI_NONAME, "name lookups are blocked in this test")
+        return getaddrinfo(host, *args, **kwargs)
+
+    socket.socket.connect = guarded_connect  # type: ignore[method-assign,assignment]
+    socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign,assignment]
+    socket.getaddrinfo = guarded_getaddrinfo
+    try:
+        yield attempts
+    finally:
+        socket.socket.connect, socket.socket.connect_ex = connect, connect_ex  # type: ignore[method-assign]
+        socket.getaddrinfo = getaddrinfo
+
+
+class CountingImageServer:
+    """A loopback HTTP server that serves one PNG and counts the requests it gets."""
+
+    def __init__(self, png: bytes) -> None:
+        self.hits = 0
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.hits += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(png)))
+                self.end_headers()
+                self.wfile.write(png)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> CountingImageServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+def b64(img: Any) -> str:
+    return base64.b64encode(png_bytes(img)).decode("ascii")
+
+
+def data_uri(img: Any) -> str:
+    return "data:image/png;base64," + b64(img)
+
+
+class BrokenReranker:
+    """A reranker whose model fails with an unexpected error (a bug, a lost GPU...)."""
+
+    model_name = "broken"
+
+    def score(self, query: Any, documents: Any, **options: Any) -> list[float]:
+        raise RuntimeError("CUDA exploded: secret-internal-detail")
+
+    def rerank(self, query: Any, documents: Any, **options: Any) -> list[Any]:
+        raise RuntimeError("CUDA exploded: secret-internal-detail")

@@ -1,0 +1,204 @@
+"""What each ``lychee`` sub-command does."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from lychee_integrations.cli.documents import (
+    LabelledDocument,
+    UsageError,
+    describe,
+    documents_from_args,
+    query_from_args,
+)
+from lychee_integrations.errors import ConfigurationError, InvalidInputError
+
+if TYPE_CHECKING:
+    from lychee_integrations.engine import LycheeReranker
+    from lychee_integrations.inputs import RerankInput
+    from lychee_integrations.service.settings import ServiceSettings
+
+__all__ = ["cmd_build_tiny", "cmd_rerank", "cmd_serve", "cmd_templates", "cmd_ui"]
+
+logger = logging.getLogger(__name__)
+
+
+def _reranker(args: argparse.Namespace) -> LycheeReranker:
+    from lychee_integrations.config import default_model
+    from lychee_integrations.engine import LycheeReranker
+
+    return LycheeReranker(
+        args.model or default_model(),
+        device=args.device,
+        dtype=args.dtype,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+    )
+
+
+def _explain(exc: InvalidInputError, documents: list[LabelledDocument]) -> str:
+    lines = []
+    for index, message in exc.problems:
+        if index is not None and 0 <= index < len(documents):
+            message = f"{documents[index].label}: {message}"
+        lines.append(message)
+    return "; ".join(lines)
+
+
+def _inputs(documents: list[LabelledDocument]) -> list[RerankInput]:
+    from lychee_integrations.inputs import to_rerank_input
+
+    converted, problems = [], []
+    for index, doc in enumerate(documents):
+        try:
+            value = to_rerank_input(doc.value, item=doc.label, index=index)
+        except InvalidInputError as exc:
+            problems.append(str(exc))
+            continue
+        if value.kind == "empty":
+            problems.append(f"{doc.label}: is empty: give text, an image, or both")
+        converted.append(value)
+    if problems:
+        raise UsageError("; ".join(problems))
+    return converted
+
+
+def cmd_rerank(args: argparse.Namespace) -> int:
+    """Rank the documents against the query and print a table or JSON."""
+    from lychee_integrations.instructions import resolve_instruction
+    from lychee_integrations.results import score_band
+
+    try:
+        instruction = resolve_instruction(args.task, args.instruction)
+    except ConfigurationError as exc:
+        raise UsageError(f"argument {'--task' if args.task is not None else '--instruction'}: {exc}") from exc
+    query = query_from_args(args)
+    documents = documents_from_args(args)
+    inputs = _inputs(documents)
+    reranker = _reranker(args)
+    try:
+        ranked = reranker.rerank(query, inputs, instruction=instruction, top_n=args.top_n)
+    except InvalidInputError as exc:
+        raise UsageError(_explain(exc, documents)) from exc
+    rows = [
+        {
+            "rank": rank,
+            "index": result.index,
+            "score": result.score,
+            "band": score_band(result.score),
+            "type": inputs[result.index].kind,
+            "source": documents[result.index].label,
+            "document": describe(documents[result.index].value),
+        }
+        for rank, result in enumerate(ranked, start=1)
+    ]
+    if args.json:
+        print(json.dumps({"model": reranker.model_name, "instruction": instruction, "results": rows}, indent=2))
+    else:
+        _print_table(rows)
+    return 0
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    header = f"{'rank':>4}  {'index':>5}  {'score':>6}  {'band':<7}  {'type':<10}  document"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(
+            f"{row['rank']:>4}  {row['index']:>5}  {row['score']:>6.4f}  {row['band']:<7}  "
+            f"{row['type']:<10}  {row['document']}"
+        )
+
+
+def cmd_templates(args: argparse.Namespace) -> int:
+    """List the instruction templates."""
+    from lychee_integrations.instructions import list_templates
+
+    templates = list_templates()
+    if args.json:
+        print(json.dumps([t.__dict__ for t in templates], indent=2))
+        return 0
+    width = max(len(t.name) for t in templates)
+    for t in templates:
+        print(f"{t.name:<{width}}  {t.description}")
+        print(f"{'':<{width}}  instruction: {t.instruction}")
+    return 0
+
+
+def cmd_build_tiny(args: argparse.Namespace) -> int:
+    """Build a tiny offline checkpoint of the real architecture."""
+    from lychee_integrations.testing import REAL_VOCAB_SIZE, build_tiny_checkpoint
+
+    if args.path.exists() and not args.path.is_dir():
+        raise UsageError(f"argument path: {args.path} exists and is not a directory")
+    path = build_tiny_checkpoint(args.path, seed=args.seed, vocab_size=REAL_VOCAB_SIZE if args.real_vocab else None)
+    print(f"built a tiny offline Lychee checkpoint in {path}")
+    print(f'try: lychee rerank --model {path} --query "a cat" --doc "a cat on a mat" --doc "a red car"')
+    return 0
+
+
+def _settings(args: argparse.Namespace) -> ServiceSettings:
+    from lychee_integrations.service.settings import ServiceSettings
+
+    try:
+        return ServiceSettings(
+            max_documents=args.max_documents,
+            max_body_bytes=args.max_body_size,
+            max_image_bytes=args.max_image_size,
+            max_image_pixels=args.max_image_pixels,
+            allow_remote_images=args.allow_remote_images,
+            image_root=args.image_root,
+            image_timeout=args.image_timeout,
+            max_concurrency=args.max_concurrency,
+        )
+    except ConfigurationError as exc:
+        raise UsageError(f"argument --image-root: {exc}" if "image root" in str(exc) else str(exc)) from exc
+
+
+def _start(args: argparse.Namespace, *, ui: bool) -> int:
+    from lychee_integrations._deps import require
+    from lychee_integrations.service import service_reranker
+
+    uvicorn = require("uvicorn", "server")
+    settings = _settings(args)
+    reranker = service_reranker(
+        settings,
+        model=args.model,
+        device=args.device,
+        dtype=args.dtype,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+    )
+    if ui:
+        from lychee_integrations.service.webui import create_ui_app
+
+        app = create_ui_app(reranker, settings, with_api=args.with_api)
+    else:
+        from lychee_integrations.service.app import create_app
+
+        app = create_app(reranker, settings)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning(
+            "listening on %s: the API has no authentication; put it behind an authenticating proxy", args.host
+        )
+    if not args.no_preload:
+        logger.warning("loading %s ...", reranker.model_name)
+        reranker.load()
+    where = f"http://{args.host}:{args.port}"
+    page = f"{where}/ui/" if ui and args.with_api else f"{where}/"
+    print(f"serving {reranker.model_name}: " + (f"web page at {page}" if ui else f"API docs at {where}/docs"))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the HTTP API."""
+    return _start(args, ui=False)
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Serve the web page (and the API with ``--with-api``)."""
+    return _start(args, ui=True)

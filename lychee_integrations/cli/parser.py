@@ -1,0 +1,277 @@
+"""The ``lychee`` command's argument parser: sub-commands, options and their types."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from lychee_integrations.cli.commands import cmd_build_tiny, cmd_rerank, cmd_serve, cmd_templates, cmd_ui
+from lychee_integrations.cli.documents import DOC_FORMATS, LabelledDocument, image_ref
+
+__all__ = ["build_parser"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is at most 65535, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def _size(text: str) -> int:
+    compact = text.strip().lower().replace(" ", "")
+    number = compact.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = compact[len(number) :]
+    try:
+        value = float(number) * _UNITS[unit]
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(f"expected a size such as 16MiB, 500kB or 1048576, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive size, got {text!r}")
+    return int(value)
+
+
+class _AppendDoc(argparse.Action):
+    """Append a document to ``namespace.documents``, keeping the command-line order."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: str | None = None
+    ) -> None:
+        documents: list[LabelledDocument] = getattr(namespace, "documents", None) or []
+        name = max(self.option_strings, key=len)  # the long form, also when the short one was used
+        number = sum(d.label.startswith(f"{name} ") for d in documents) + 1
+        if name == "--doc":
+            value: Any = values
+        elif name == "--doc-image":
+            value = {"image": values}
+        else:
+            try:
+                value = {"text": values[0], "image": image_ref(values[1])}
+            except argparse.ArgumentTypeError as exc:
+                raise argparse.ArgumentError(self, str(exc)) from None
+        documents.append(LabelledDocument(f"{name} #{number}", value))
+        namespace.documents = documents
+
+
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--model",
+        metavar="ID_OR_DIR",
+        help="Hugging Face id or local checkpoint directory (default: $LYCHEE_MODEL, else vec-ai/lychee-rerank-mm)",
+    )
+    group.add_argument("--device", default="auto", help="auto (default), cpu, mps, cuda or cuda:N")
+    group.add_argument(
+        "--dtype", default="auto", help="auto (default: bf16 on a GPU, fp32 on a CPU), float32, bfloat16, float16"
+    )
+    group.add_argument(
+        "--max-length", type=_positive_int, default=3200, metavar="TOKENS", help="tokens per pair (default: 3200)"
+    )
+    group.add_argument(
+        "--batch-size", type=_positive_int, default=16, metavar="N", help="pairs per forward pass (default: 16)"
+    )
+
+
+def _add_service_options(parser: argparse.ArgumentParser, default_port: int) -> None:
+    net = parser.add_argument_group("network")
+    net.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    net.add_argument("--port", type=_port, default=default_port, help=f"port (default: {default_port})")
+    net.add_argument(
+        "--no-preload", action="store_true", help="load the model on the first request instead of at start"
+    )
+    limits = parser.add_argument_group("limits and image security")
+    limits.add_argument(
+        "--max-documents", type=_positive_int, default=100, metavar="N", help="documents per request (default: 100)"
+    )
+    limits.add_argument(
+        "--max-body-size", type=_size, default="16MiB", metavar="SIZE", help="request body size (default: 16MiB)"
+    )
+    limits.add_argument(
+        "--max-image-size", type=_size, default="8MiB", metavar="SIZE", help="encoded image size (default: 8MiB)"
+    )
+    limits.add_argument(
+        "--max-image-pixels",
+        type=_positive_int,
+        default=20_000_000,
+        metavar="N",
+        help="decoded image width x height (default: 20000000)",
+    )
+    limits.add_argument(
+        "--allow-remote-images",
+        action="store_true",
+        help="fetch http(s) image URLs (never from loopback or private addresses); off by default",
+    )
+    limits.add_argument(
+        "--image-root",
+        type=Path,
+        metavar="DIR",
+        help="directory the server may read image paths from; without it every path is refused",
+    )
+    limits.add_argument(
+        "--image-timeout", type=_positive_float, default=10.0, metavar="SECONDS", help="per download step (default: 10)"
+    )
+    limits.add_argument(
+        "--max-concurrency",
+        type=_positive_int,
+        default=32,
+        metavar="N",
+        help="engine calls at once; the engine batches them together (default: 32)",
+    )
+
+
+def _wrap(text: str) -> str:
+    import textwrap
+
+    return textwrap.fill(text, width=88)
+
+
+def _rerank_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "rerank",
+        help="rank documents (text, images or both) against a query",
+        description=_wrap(
+            "Rank documents against a query with Lychee and print them best first. Documents come from "
+            "--doc, --doc-image and --doc-text-image (in the order given), then from each --docs-file."
+        ),
+        epilog="examples:\n"
+        '  lychee rerank --query "a red car" --doc "a red sports car" --doc "a banana" --doc-image car.png\n'
+        "  lychee rerank --query-image shoe.jpg --task image_search --docs photos.txt --docs-format images\n"
+        '  lychee rerank --query "reset password" --docs kb.jsonl --top-n 3 --json\n\n'
+        + _wrap(
+            'A JSON documents file holds a list (or {"documents": [...]}); JSONL holds one document per line. '
+            'A document is a string (text) or {"text": ..., "image": ...} / {"text": ..., "images": [...]}, '
+            "where an image is a path, an http(s) or data: URL, or base64. A relative image path in a file "
+            "is looked up next to that file first, then in the current directory."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    query = parser.add_argument_group("query (text, image(s) or both)")
+    query.add_argument("--query", "-q", metavar="TEXT", help="query text")
+    query.add_argument("--query-file", type=Path, metavar="PATH", help="read the query text from a file")
+    query.add_argument(
+        "--query-image", type=image_ref, action="append", default=[], metavar="IMAGE", help="query image (repeatable)"
+    )
+    docs = parser.add_argument_group("documents")
+    docs.add_argument("--doc", "-d", action=_AppendDoc, metavar="TEXT", help="a text document (repeatable)")
+    docs.add_argument(
+        "--doc-image", action=_AppendDoc, type=image_ref, metavar="IMAGE", help="an image document (repeatable)"
+    )
+    docs.add_argument(
+        "--doc-text-image",
+        action=_AppendDoc,
+        nargs=2,
+        metavar=("TEXT", "IMAGE"),
+        help="a document with text and an image (repeatable)",
+    )
+    docs.add_argument(
+        "--docs-file",
+        "--docs",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="read documents from a file ('-': stdin); repeatable",
+    )
+    docs.add_argument(
+        "--docs-format",
+        choices=DOC_FORMATS,
+        default="auto",
+        help="auto (by extension: .json, .jsonl, else lines), json, jsonl, lines (one text per line), "
+        "images (one image path per line)",
+    )
+    how = parser.add_argument_group("instruction and output")
+    choice = how.add_mutually_exclusive_group()
+    choice.add_argument("--task", metavar="NAME", help="an instruction template (see: lychee templates)")
+    choice.add_argument("--instruction", metavar="TEXT", help="a free instruction")
+    how.add_argument("--top-n", type=_positive_int, metavar="N", help="print only the best N")
+    how.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_engine_options(parser)
+    parser.set_defaults(handler=cmd_rerank, command_parser=parser, documents=[])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``lychee`` argument parser (sub-commands rerank, templates, build-tiny, serve, ui)."""
+    parser = argparse.ArgumentParser(
+        prog="lychee",
+        description="Lychee multimodal reranker (vec-ai/lychee-rerank-mm): score how well documents "
+        "(text, images or both) meet a query, from the command line, as an HTTP service or a web page.",
+        epilog="Run 'lychee COMMAND --help' for the options of a command. "
+        "New here? 'lychee build-tiny ./tiny' makes an offline test model in seconds.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for debug)")
+    commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True)
+    _rerank_parser(commands)
+
+    templates = commands.add_parser(
+        "templates", help="list the instruction templates", description="List the instruction templates (--task)."
+    )
+    templates.add_argument("--json", action="store_true", help="print JSON")
+    templates.set_defaults(handler=cmd_templates, command_parser=templates)
+
+    tiny = commands.add_parser(
+        "build-tiny",
+        help="build a tiny offline test checkpoint",
+        description="Build a tiny, randomly initialised checkpoint of the real Lychee architecture: it loads "
+        "and scores like the real model (meaningless scores) without any download. Use it to try the CLI, "
+        "the service and your CI offline.",
+    )
+    tiny.add_argument("path", type=Path, help="directory to write")
+    tiny.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: 0)")
+    tiny.add_argument("--real-vocab", action="store_true", help="use the real 152064-token vocabulary (for benchmarks)")
+    tiny.set_defaults(handler=cmd_build_tiny, command_parser=tiny)
+
+    serve = commands.add_parser(
+        "serve",
+        help="start the HTTP rerank API",
+        description="Serve POST /api/rerank, the Cohere/Jina/vLLM-compatible POST /v1/rerank, GET /health and "
+        "the API docs at /docs. There is no authentication: keep the default host, or put the server "
+        "behind a proxy that authenticates.",
+    )
+    _add_service_options(serve, default_port=8000)
+    _add_engine_options(serve)
+    serve.set_defaults(handler=cmd_serve, command_parser=serve)
+
+    ui = commands.add_parser(
+        "ui",
+        help="start the web page",
+        description="Serve a web page to try the reranker: instruction presets, text and image queries and "
+        "documents, a rerank mode and a single-document score mode.",
+    )
+    ui.add_argument("--with-api", action="store_true", help="also serve the HTTP API; the page moves to /ui")
+    _add_service_options(ui, default_port=7860)
+    _add_engine_options(ui)
+    ui.set_defaults(handler=cmd_ui, command_parser=ui)
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lychee-integrations")
+    except PackageNotFoundError:
+        return "unknown"

@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 
 from lychee_integrations.batching import run_batched
 from lychee_integrations.config import DEFAULT_MODEL, RerankerConfig
-from lychee_integrations.errors import ConfigurationError, InvalidDocumentsError, InvalidInputError
+from lychee_integrations.errors import ConfigurationError
 from lychee_integrations.images import ImagePolicy, load_image
-from lychee_integrations.inputs import InputLike, RerankInput, to_query_input, to_rerank_input
+from lychee_integrations.inputs import InputLike, RerankInput, map_documents, to_query_input, to_rerank_input
 from lychee_integrations.instructions import InstructionRegistry, default_registry
 from lychee_integrations.prompt import EncodedPair, PromptEncoder, Side
 from lychee_integrations.results import RerankResult, rank
@@ -221,20 +221,12 @@ class LycheeReranker:
     def _encode(self, instruction: str, query: RerankInput, documents: Sequence[InputLike]) -> list[EncodedPair]:
         runtime = self._get_runtime()
         query_side = self._side(runtime, query, "query", None)
-        pairs: list[EncodedPair] = []
-        errors: list[InvalidInputError] = []
-        for index, document in enumerate(documents):
-            item = f"document {index}"
-            try:
-                doc_side = self._side(runtime, to_rerank_input(document, item=item, index=index), item, index)
-                pairs.append(runtime.encoder.encode(instruction, query_side, doc_side, item=item, index=index))
-            except InvalidInputError as exc:
-                errors.append(exc)
-        if len(errors) == 1:
-            raise errors[0]
-        if errors:
-            raise InvalidDocumentsError(errors, len(documents))
-        return pairs
+
+        def encode(document: object, item: str, index: int) -> EncodedPair:
+            doc_side = self._side(runtime, to_rerank_input(document, item=item, index=index), item, index)
+            return runtime.encoder.encode(instruction, query_side, doc_side, item=item, index=index)
+
+        return map_documents(documents, encode)
 
     def encode(
         self,

@@ -18,21 +18,23 @@ No I/O happens here: images are read later, by the one image loader.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
-from lychee_integrations.errors import InvalidInputError, UnsupportedInputError
+from lychee_integrations.errors import InvalidDocumentsError, InvalidInputError, UnsupportedInputError
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
-__all__ = ["ImageLike", "InputLike", "RerankInput", "to_query_input", "to_rerank_input"]
+__all__ = ["ImageLike", "InputLike", "RerankInput", "map_documents", "to_query_input", "to_rerank_input"]
 
 #: Anything the image loader reads.
 ImageLike = Union[str, bytes, bytearray, "os.PathLike[str]", "PILImage"]
 #: Anything accepted as a query or a document.
 InputLike = Union[str, "RerankInput", Mapping[str, Any], bytes, bytearray, "os.PathLike[str]", "PILImage"]
+
+T = TypeVar("T")
 
 _DICT_KEYS = frozenset({"text", "image", "images"})
 
@@ -166,3 +168,33 @@ def to_query_input(obj: object) -> RerankInput:
     if query.kind == "empty":
         raise InvalidInputError("query", "is empty: give query text, a query image, or both")
     return query
+
+
+def map_documents(documents: Sequence[object], convert: Callable[[object, str, int], T]) -> list[T]:
+    """Apply ``convert(document, item, index)`` to every document, accounting for every failure.
+
+    Args:
+        documents: The caller's documents.
+        convert: Turns one document into what the caller needs; raises
+            :class:`InvalidInputError` for a bad one (``item`` is ``"document N"``).
+
+    Returns:
+        One converted value per document, in input order.
+
+    Raises:
+        InvalidInputError: The one bad document's own error.
+        InvalidDocumentsError: Several bad documents, each listed in ``problems``.
+
+    """
+    converted: list[T] = []
+    errors: list[InvalidInputError] = []
+    for index, document in enumerate(documents):
+        try:
+            converted.append(convert(document, f"document {index}", index))
+        except InvalidInputError as exc:
+            errors.append(exc)
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise InvalidDocumentsError(errors, len(documents))
+    return converted

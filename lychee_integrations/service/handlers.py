@@ -13,8 +13,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
-from lychee_integrations.errors import InvalidDocumentsError, InvalidInputError, LycheeError
-from lychee_integrations.inputs import RerankInput, to_rerank_input
+from lychee_integrations.errors import InvalidInputError, LycheeError
+from lychee_integrations.inputs import RerankInput, map_documents, to_rerank_input
 from lychee_integrations.instructions import resolve_instruction
 from lychee_integrations.results import score_band
 from lychee_integrations.scoring import Scorer
@@ -52,18 +52,7 @@ def _checked(value: object, item: str, index: int | None) -> RerankInput:
 def _documents(values: Sequence[object], limit: int) -> list[RerankInput]:
     if len(values) > limit:
         raise TooManyDocumentsError(len(values), limit)
-    converted: list[RerankInput] = []
-    errors: list[InvalidInputError] = []
-    for index, value in enumerate(values):
-        try:
-            converted.append(_checked(value, f"document {index}", index))
-        except InvalidInputError as exc:
-            errors.append(exc)
-    if len(errors) == 1:
-        raise errors[0]
-    if errors:
-        raise InvalidDocumentsError(errors, len(values))
-    return converted
+    return map_documents(values, _checked)
 
 
 def _native_value(value: str | InputItem) -> object:

@@ -64,9 +64,10 @@ class _Runtime:
         return job.scores
 
     def _run_jobs(self, jobs: list[_Job]) -> None:
-        from lychee_integrations.model import is_out_of_memory
+        from lychee_integrations.model import ImageCache, is_out_of_memory
 
         everything = [pair for job in jobs for pair in job.pairs]
+        cache = ImageCache(everything)
         if len(jobs) > 1:
             logger.debug("combining %d concurrent calls into %d pairs", len(jobs), len(everything))
         bar = None
@@ -78,7 +79,7 @@ class _Runtime:
             scores = run_batched(
                 everything,
                 [len(p) for p in everything],
-                self.model.score_batch,
+                lambda batch: self.model.score_batch(batch, cache),
                 max_batch_size=self.config.batch_size,
                 max_batch_tokens=self.config.max_batch_tokens,
                 is_oom=is_out_of_memory,

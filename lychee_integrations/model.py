@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from lychee_integrations._deps import require
 from lychee_integrations.config import RerankerConfig
 from lychee_integrations.errors import ConfigurationError
-from lychee_integrations.prompt import EncodedPair
+from lychee_integrations.prompt import EncodedPair, ImageFeatures
 
-__all__ = ["LoadedModel", "free_device_memory", "is_out_of_memory"]
+
+class ImageCache:
+    """Visual embeddings of the images several pairs share (the query's), for one run of pairs.
+
+    Only images that occur in more than one pair are kept, so a query image goes through
+    the vision tower once per run while document images are not held after their batch.
+    Keys are ``id`` of :class:`ImageFeatures` objects, which the pairs keep alive.
+    """
+
+    def __init__(self, pairs: Sequence[EncodedPair]) -> None:
+        counts = Counter(id(f) for pair in pairs for f in pair.images)
+        self.shared = {key for key, count in counts.items() if count > 1}
+        self.embeddings: dict[int, Any] = {}
+
+
+__all__ = ["ImageCache", "LoadedModel", "free_device_memory", "is_out_of_memory"]
 
 logger = logging.getLogger(__name__)
 
@@ -150,8 +166,15 @@ class LoadedModel:
             f", {config.quantization}" if config.quantization else "",
         )
 
-    def score_batch(self, pairs: Sequence[EncodedPair]) -> list[float]:
-        """Score a batch of encoded pairs in one forward pass (left padding, last position)."""
+    def score_batch(self, pairs: Sequence[EncodedPair], image_cache: ImageCache | None = None) -> list[float]:
+        """Score a batch of encoded pairs in one forward pass (left padding, last position).
+
+        Args:
+            pairs: The encoded pairs.
+            image_cache: Embeddings of images shared between pairs, reused across the
+                batches of one run (see :class:`ImageCache`).
+
+        """
         import torch
 
         rows = len(pairs)
@@ -169,8 +192,7 @@ class LoadedModel:
         with torch.inference_mode():
             if images:
                 grid = torch.cat([f.grid_thw for f in images]).to(self.device)
-                inputs["pixel_values"] = torch.cat([f.pixel_values for f in images]).to(self.device)
-                inputs["image_grid_thw"] = grid
+                inputs["mm_encoder_outputs"] = {"image": self._image_embeddings(images, image_cache)}
                 position_ids, _ = inner.get_rope_index(
                     input_ids,
                     mm_token_type_ids=(input_ids == self.image_token_id).int(),
@@ -188,6 +210,27 @@ class LoadedModel:
             ).last_hidden_state[:, -1, :]
             logits = hidden.float() @ self.w_diff + self.b_diff
             return [float(v) for v in torch.sigmoid(logits).cpu()]
+
+    def _image_embeddings(self, images: Sequence[ImageFeatures], cache: ImageCache | None) -> Any:
+        """Run the vision tower once per distinct image not already in ``cache``."""
+        import torch
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        known = cache.embeddings if cache is not None else {}
+        embeddings = {id(f): known[id(f)] for f in images if id(f) in known}
+        todo = list({id(f): f for f in images if id(f) not in embeddings}.values())
+        if todo:
+            out = self.model.model.get_image_features(
+                torch.cat([f.pixel_values for f in todo]).to(self.device),
+                torch.cat([f.grid_thw for f in todo]).to(self.device),
+            )
+            for features, embedding in zip(todo, out.pooler_output, strict=True):
+                embeddings[id(features)] = embedding
+                if cache is not None and id(features) in cache.shared:
+                    cache.embeddings[id(features)] = embedding
+        # The model's forward concatenates a per-image tuple, as get_image_features returns it.
+        pooled = tuple(embeddings[id(f)] for f in images)
+        return BaseModelOutputWithPooling(pooler_output=pooled)  # type: ignore[arg-type]
 
     def free_memory(self) -> None:
         """Release cached device memory (after an out-of-memory error)."""

@@ -253,3 +253,53 @@ def test_progress_bar_is_opt_in(tiny_checkpoint: Path, capsys: pytest.CaptureFix
     assert "lychee rerank" not in capsys.readouterr().err
     LycheeReranker(model=str(tiny_checkpoint), device="cpu", show_progress=True).score("q", ["a", "b", "c"])
     assert "lychee rerank" in capsys.readouterr().err
+
+
+def test_concurrent_calls_are_combined_into_shared_batches(
+    tiny_reranker: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Calls that arrive while the model is busy run together, with unchanged scores."""
+    import logging
+    import time
+
+    calls = [[f"document {i} about cats"] * (i + 1) for i in range(6)]
+    expected = [tiny_reranker.score("cats", docs) for docs in calls]
+    runtime = tiny_reranker._get_runtime()
+    results: list[Any] = [None] * len(calls)
+
+    def work(i: int) -> None:
+        results[i] = tiny_reranker.score("cats", calls[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(calls))]
+    with caplog.at_level(logging.DEBUG, logger="lychee_integrations.engine"):
+        with runtime._run_lock:  # the model is "busy": every call queues up behind it
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 60
+            while len(runtime._queue) < len(calls) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(runtime._queue) == len(calls)
+        for t in threads:
+            t.join(timeout=60)
+    assert f"combining {len(calls)} concurrent calls into 21 pairs" in caplog.text
+    for got, want in zip(results, expected, strict=True):
+        assert got == pytest.approx(want, abs=1e-5)
+
+
+def test_query_image_goes_through_the_vision_tower_once(tiny_checkpoint: Path) -> None:
+    reranker = LycheeReranker(model=str(tiny_checkpoint), device="cpu", batch_size=2)
+    docs: list[Any] = [{"image": make_image((30 * i, 90, 200 - 20 * i), size=(50 + 10 * i, 40))} for i in range(6)]
+    docs.append("a text document")
+    query = {"text": "find this", "image": make_image((250, 10, 10), size=(70, 70))}
+    expected = [LycheeReranker(model=str(tiny_checkpoint), device="cpu").score(query, [d])[0] for d in docs]
+    seen: list[int] = []
+    visual = reranker._get_runtime().model.model.model.visual
+    handle = visual.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(len(kwargs["grid_thw"])), with_kwargs=True
+    )
+    try:
+        scores = reranker.score(query, docs)
+    finally:
+        handle.remove()
+    assert sum(seen) == 7, seen  # the query image once, each document image once
+    assert scores == pytest.approx(expected, abs=1e-5)

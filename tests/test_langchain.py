@@ -6,11 +6,11 @@ import asyncio
 import base64
 import threading
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from adapter_helpers import SCORES, TEXTS, table_scorer
 from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -33,19 +33,6 @@ from lychee_integrations.instructions import DEFAULT_INSTRUCTION, get_template
 from lychee_integrations.langchain import DEFAULT_IMAGE_KEYS, LycheeRerank
 from lychee_integrations.results import RerankResult
 from lychee_integrations.scoring import FakeScorer
-
-TEXTS = ["alpha", "bravo", "charlie", "delta", "echo"]
-SCORES = {"alpha": 0.2, "bravo": 0.9, "charlie": 0.55, "delta": 0.05, "echo": 0.75}
-
-
-def table_scorer(table: Mapping[str, float]) -> FakeScorer:
-    """Scores each document from ``table`` by its text, or by its first image when it has none."""
-
-    def score(query: RerankInput, document: RerankInput, instruction: str) -> float:
-        key = document.text if document.text else str(document.images[0])
-        return table[key]
-
-    return FakeScorer(score)
 
 
 def docs() -> list[Document]:

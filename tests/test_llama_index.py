@@ -6,11 +6,12 @@ import asyncio
 import base64
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from adapter_helpers import SCORES, TEXTS, table_scorer
 from llama_index.core import VectorStoreIndex
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload, LlamaDebugHandler
@@ -43,19 +44,6 @@ from lychee_integrations.inputs import RerankInput
 from lychee_integrations.instructions import DEFAULT_INSTRUCTION, get_template
 from lychee_integrations.llama_index import LycheeRerank
 from lychee_integrations.scoring import FakeScorer
-
-TEXTS = ["alpha", "bravo", "charlie", "delta", "echo"]
-SCORES = {"alpha": 0.2, "bravo": 0.9, "charlie": 0.55, "delta": 0.05, "echo": 0.75}
-
-
-def table_scorer(table: Mapping[str, float]) -> FakeScorer:
-    """Scores each node from ``table`` by its text, or by its first image when it has none."""
-
-    def score(query: RerankInput, document: RerankInput, instruction: str) -> float:
-        key = document.text if document.text else str(document.images[0])
-        return table[key]
-
-    return FakeScorer(score)
 
 
 def scored_nodes() -> list[NodeWithScore]:

@@ -27,9 +27,13 @@ logger = logging.getLogger(__name__)
 
 
 def _reranker(args: argparse.Namespace) -> LycheeReranker:
+    from transformers.utils import logging as transformers_logging
+
     from lychee_integrations.config import default_model
     from lychee_integrations.engine import LycheeReranker
 
+    if not args.verbose:
+        transformers_logging.disable_progress_bar()  # keep the ranking table clean
     return LycheeReranker(
         args.model or default_model(),
         device=args.device,

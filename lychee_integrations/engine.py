@@ -221,6 +221,7 @@ class LycheeReranker:
 
     def _encode(self, instruction: str, query: RerankInput, documents: Sequence[InputLike]) -> list[EncodedPair]:
         runtime = self._get_runtime()
+        runtime.encoder.check_text(query.text, "query")
         query_side = self._side(runtime, query, "query", None)
 
         def encode(document: object, item: str, index: int) -> EncodedPair:

@@ -94,7 +94,6 @@ class PromptEncoder:
 
     def __init__(self, processor: Any, max_length: int) -> None:
         self._processor = processor
-        self._tokenizer = processor.tokenizer
         self._backend = processor.tokenizer.backend_tokenizer
         if self._backend.truncation is not None or self._backend.padding is not None:
             # A tokenizer.json may carry truncation or padding: never let it cut silently.
@@ -127,7 +126,13 @@ class PromptEncoder:
             out.append(piece)
         return "".join(out)
 
-    def _check_text(self, text: str | None, item: str, index: int | None) -> None:
+    def check_text(self, text: str | None, item: str, index: int | None = None) -> None:
+        """Refuse text holding a vision placeholder token, which would break the image-token count.
+
+        Raises:
+            InvalidInputError: Naming ``item`` and the token.
+
+        """
         for token in _RESERVED:
             if text and token in text:
                 raise InvalidInputError(item, f"text contains the reserved vision token {token}", index=index)
@@ -136,6 +141,8 @@ class PromptEncoder:
         self, instruction: str, query: Side, doc: Side, *, item: str = "document", index: int | None = None
     ) -> EncodedPair:
         """Render and tokenize one pair, cutting text if the pair is over ``max_length``.
+
+        The query's text is checked once by the caller (:meth:`check_text`), not per pair.
 
         Args:
             instruction: The instruction text.
@@ -148,12 +155,11 @@ class PromptEncoder:
             The token ids (images expanded to their visual tokens) and the image features.
 
         Raises:
-            InvalidInputError: Text holds a vision placeholder token.
+            InvalidInputError: The document's text holds a vision placeholder token.
             InputTooLongError: The images and fixed prompt alone exceed ``max_length``.
 
         """
-        self._check_text(query.text, "query", None)
-        self._check_text(doc.text, item, index)
+        self.check_text(doc.text, item, index)
         ids = self.token_ids(self._render(instruction, query, doc))
         truncated = len(ids) > self.max_length
         if truncated:

@@ -130,7 +130,7 @@ def test_several_bad_documents_are_all_reported(tiny_reranker: Any) -> None:
     assert "3 of 4 documents" in str(info.value)
 
 
-@pytest.mark.parametrize("query", ["", "   ", {"text": ""}, {"images": []}, None, 12])
+@pytest.mark.parametrize("query", ["", "   ", {"text": ""}, {"images": []}, None, 12, "a <|vision_start|> b"])
 def test_empty_or_bad_query(tiny_reranker: Any, query: Any) -> None:
     with pytest.raises(errors.InvalidInputError) as info:
         tiny_reranker.score(query, ["doc"])

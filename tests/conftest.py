@@ -61,3 +61,13 @@ def images() -> dict[str, object]:
         "green": make_image((20, 200, 40), size=(200, 40), stripe=10),
         "gray": make_image((128, 128, 128), size=(30, 30)),
     }
+
+
+@pytest.fixture()
+def image_files(images: dict[str, object], tmp_path: Path) -> dict[str, Path]:
+    """The ``images`` fixture saved as PNG files."""
+    paths = {}
+    for name, img in images.items():
+        paths[name] = tmp_path / f"{name}.png"
+        img.save(paths[name])  # type: ignore[attr-defined]
+    return paths

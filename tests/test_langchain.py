@@ -375,15 +375,6 @@ def test_as_runnable_in_lcel() -> None:
 # ----------------------------------------------------------------------------- the tiny real checkpoint
 
 
-@pytest.fixture()
-def image_files(images: dict[str, Any], tmp_path: Path) -> dict[str, Path]:
-    paths = {}
-    for name, img in images.items():
-        paths[name] = tmp_path / f"{name}.png"
-        img.save(paths[name])
-    return paths
-
-
 def mixed_documents(image_files: dict[str, Path]) -> list[Document]:
     green_b64 = base64.b64encode(image_files["green"].read_bytes()).decode()
     return [

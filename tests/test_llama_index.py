@@ -365,15 +365,6 @@ def test_drop_in_as_query_engine() -> None:
     assert str(response)
 
 
-@pytest.fixture()
-def image_files(images: dict[str, Any], tmp_path: Path) -> dict[str, Path]:
-    paths = {}
-    for name, img in images.items():
-        paths[name] = tmp_path / f"{name}.png"
-        img.save(paths[name])
-    return paths
-
-
 def mixed_nodes(image_files: dict[str, Path]) -> list[BaseNode]:
     green_b64 = base64.b64encode(image_files["green"].read_bytes()).decode()
     return [

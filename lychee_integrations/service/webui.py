@@ -117,8 +117,9 @@ class _Page:
         return RerankInput(text=text or None, images=images)
 
     def _documents(self, mode: str, text: str | None, files: Any) -> tuple[list[RerankInput], list[str]]:
-        names = [Path(p).name for p in _paths(files)]
-        images = [_image_bytes(p) for p in _paths(files)]
+        paths = _paths(files)
+        names = [Path(p).name for p in paths]
+        images = [_image_bytes(p) for p in paths]
         if mode == MODES[1]:
             single = RerankInput(text=(text or "").strip() or None, images=tuple(images))
             if single.kind == "empty":

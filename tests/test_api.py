@@ -111,7 +111,9 @@ def _check_ranked(results: list[dict[str, Any]], expected: list[float], *, key: 
 def test_health_openapi_and_docs(api: str, client: httpx.Client, tiny_checkpoint: Path) -> None:
     health = client.get(f"{api}/health")
     assert health.status_code == 200
-    assert health.json() == {"status": "ok", "model": str(tiny_checkpoint)}
+    body = health.json()
+    assert (body["status"], body["model"]) == ("ok", str(tiny_checkpoint))
+    assert body["limits"]["max_documents"] == MAX_DOCUMENTS
     spec = client.get(f"{api}/openapi.json").json()
     assert {"/api/rerank", "/v1/rerank", "/health", "/api/templates"} <= set(spec["paths"])
     assert "RerankRequest" in spec["components"]["schemas"]

@@ -47,6 +47,7 @@ from lychee_integrations.service.schemas import (  # noqa: E402
     RerankRequest,
     RerankResponse,
     ScoreResponse,
+    ServiceLimits,
     TemplateInfo,
 )
 from lychee_integrations.service.settings import ServiceSettings  # noqa: E402
@@ -213,8 +214,14 @@ def create_app(
 
     @app.get("/health", response_model=HealthResponse, tags=["service"])
     async def health() -> HealthResponse:
-        """Report that the service is up and which model it serves."""
-        return HealthResponse(status="ok", model=reranker.model_name)
+        """Report that the service is up, which model it serves and what one request may carry."""
+        limits = ServiceLimits(
+            max_documents=settings.max_documents,
+            max_body_bytes=settings.max_body_bytes,
+            max_image_bytes=settings.max_image_bytes,
+            max_image_pixels=settings.max_image_pixels,
+        )
+        return HealthResponse(status="ok", model=reranker.model_name, limits=limits)
 
     @app.get("/api/templates", response_model=list[TemplateInfo], tags=["service"])
     async def templates() -> list[TemplateInfo]:

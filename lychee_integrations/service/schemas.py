@@ -224,11 +224,21 @@ class CompatRerankResponse(BaseModel):
     results: list[CompatResult]
 
 
+class ServiceLimits(BaseModel):
+    """What one request may carry; clients split larger calls by ``max_documents``."""
+
+    max_documents: int = Field(description="Most documents one rerank request may carry.")
+    max_body_bytes: int = Field(description="Largest request body, in bytes.")
+    max_image_bytes: int = Field(description="Largest encoded image, in bytes.")
+    max_image_pixels: int = Field(description="Largest decoded image, width x height.")
+
+
 class HealthResponse(BaseModel):
-    """Answer of ``GET /health``."""
+    """Answer of ``GET /health``: liveness, the model served and the request limits."""
 
     status: Literal["ok"]
     model: str
+    limits: ServiceLimits
 
 
 class TemplateInfo(BaseModel):

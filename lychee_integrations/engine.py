@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
@@ -22,6 +23,7 @@ from lychee_integrations.inputs import InputLike, RerankInput, map_documents, to
 from lychee_integrations.instructions import InstructionRegistry, default_registry
 from lychee_integrations.prompt import EncodedPair, PromptEncoder, Side
 from lychee_integrations.results import RerankResult, rank
+from lychee_integrations.telemetry import emit
 
 __all__ = ["LycheeReranker"]
 
@@ -52,9 +54,11 @@ class _Runtime:
     def run(self, pairs: list[EncodedPair]) -> list[float]:
         """Score pairs, combining them with those of other threads waiting at the same time."""
         job = _Job(pairs)
+        queued = time.perf_counter()
         with self._queue_lock:
             self._queue.append(job)
         with self._run_lock:
+            emit("queue_wait_seconds", time.perf_counter() - queued)
             if not job.done:
                 with self._queue_lock:
                     jobs, self._queue = self._queue, []
@@ -75,11 +79,20 @@ class _Runtime:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(everything), desc="lychee rerank", unit="pair")
+
+        def score_batch(batch: list[EncodedPair]) -> list[float]:
+            started = time.perf_counter()
+            out = self.model.score_batch(batch, cache)
+            emit("batch_seconds", time.perf_counter() - started)
+            emit("batch_pairs", len(batch))
+            emit("batch_tokens", len(batch) * max(len(p) for p in batch))
+            return out
+
         try:
             scores = run_batched(
                 everything,
                 [len(p) for p in everything],
-                lambda batch: self.model.score_batch(batch, cache),
+                score_batch,
                 max_batch_size=self.config.batch_size,
                 max_batch_tokens=self.config.max_batch_tokens,
                 is_oom=is_out_of_memory,
@@ -93,6 +106,8 @@ class _Runtime:
         finally:
             if bar is not None:
                 bar.close()
+        emit("pairs_scored", len(everything))
+        emit("tokens_scored", sum(len(p) for p in everything))
         start = 0
         for job in jobs:
             job.scores, job.done = scores[start : start + len(job.pairs)], True
@@ -282,13 +297,32 @@ class LycheeReranker:
             ConfigurationError: Both or a bad ``task``/``instruction``; the model cannot load.
 
         """
+        return self.score_with_usage(query, documents, instruction=instruction, task=task)[0]
+
+    def score_with_usage(
+        self,
+        query: InputLike,
+        documents: Sequence[InputLike],
+        *,
+        instruction: str | None = None,
+        task: str | None = None,
+    ) -> tuple[list[float], int]:
+        """Like :meth:`score`, and also the number of prompt tokens the model read.
+
+        The count includes each image's visual tokens and excludes padding; services report
+        it as ``usage.total_tokens``. Arguments and errors are those of :meth:`score`.
+
+        Example:
+            >>> scores, tokens = reranker.score_with_usage("q", ["a", "b"])  # doctest: +SKIP
+
+        """
         pairs = self.encode(query, documents, instruction=instruction, task=task)
         if not pairs:
-            return []
+            return [], 0
         truncated = sum(p.truncated for p in pairs)
         if truncated:
             logger.info("%d of %d pairs were cut to max_length=%d", truncated, len(pairs), self.config.max_length)
-        return self._get_runtime().run(pairs)
+        return self._get_runtime().run(pairs), sum(len(p) for p in pairs)
 
     def rerank(
         self,

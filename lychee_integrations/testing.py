@@ -44,7 +44,8 @@ QWEN2_VL_CHAT_TEMPLATE = (
     "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
-#: Architecture sizes: ``tiny`` for tests, ``7b`` for the real Qwen2.5-VL-7B shapes (random weights).
+#: Architecture sizes: ``tiny`` for tests; ``small`` (8 layers of 512, head size 64) for CPU benchmarks
+#: and for vLLM, whose CPU attention needs a head size of 64; ``7b`` for the real Qwen2.5-VL-7B shapes.
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "text": {
@@ -59,6 +60,23 @@ PRESETS: dict[str, dict[str, Any]] = {
             "depth": 2,
             "hidden_size": 32,
             "intermediate_size": 64,
+            "num_heads": 2,
+            "fullatt_block_indexes": [1],
+        },
+    },
+    "small": {
+        "text": {
+            "hidden_size": 512,
+            "intermediate_size": 1408,
+            "num_hidden_layers": 8,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 4,
+            "mrope_section": [8, 12, 12],
+        },
+        "vision": {
+            "depth": 2,
+            "hidden_size": 128,
+            "intermediate_size": 256,
             "num_heads": 2,
             "fullatt_block_indexes": [1],
         },
@@ -195,8 +213,9 @@ def build_tiny_checkpoint(
         vocab_size: Size of the model's vocabulary. ``None`` uses the tokenizer's own size;
             :data:`REAL_VOCAB_SIZE` (152064) gives the LM-head cost of the real model,
             which is what benchmarks want.
-        preset: ``"tiny"`` (under 1 MB) or ``"7b"`` (the real Qwen2.5-VL-7B shapes,
-            8.3B random parameters: for GPU benchmarks, about 16 GB in bfloat16).
+        preset: ``"tiny"`` (under 1 MB), ``"small"`` (8 layers of 512, head size 64: CPU
+            benchmarks and vLLM) or ``"7b"`` (the real Qwen2.5-VL-7B shapes, 8.3B random
+            parameters: for GPU benchmarks, about 16 GB in bfloat16).
         seed: Seed for the random weights.
         dtype: ``"float32"`` or ``"bfloat16"``, the dtype the weights are saved in.
 
@@ -241,7 +260,7 @@ def build_tiny_checkpoint(
         raise ValueError(f"vocab_size={n_vocab} is smaller than the tokenizer ({len(tokenizer)} tokens)")
     config = preset_config(preset, n_vocab, ids)
     torch.manual_seed(seed)
-    device = "cuda" if preset != "tiny" and torch.cuda.is_available() else "cpu"
+    device = "cuda" if preset == "7b" and torch.cuda.is_available() else "cpu"
     with torch.device(device):
         model = Qwen2_5_VLForConditionalGeneration(config).to(getattr(torch, dtype))
     if preset == "tiny":

@@ -242,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("path", type=Path, help="directory to write")
     tiny.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: 0)")
     tiny.add_argument("--real-vocab", action="store_true", help="use the real 152064-token vocabulary (for benchmarks)")
+    tiny.add_argument(
+        "--preset",
+        choices=("tiny", "small", "7b"),
+        default="tiny",
+        help="size: tiny (tests, default), small (8 layers of 512: CPU benchmarks, vLLM), 7b (real shapes, GPU)",
+    )
     tiny.set_defaults(handler=cmd_build_tiny, command_parser=tiny)
 
     serve = commands.add_parser(

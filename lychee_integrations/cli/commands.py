@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 from typing import TYPE_CHECKING, Any
 
 from lychee_integrations.cli.documents import (
@@ -243,6 +244,9 @@ def _start(args: argparse.Namespace, *, ui: bool) -> int:
         timeout_graceful_shutdown=args.graceful_timeout,
     )
     server = uvicorn.Server(config)
+    # uvicorn finishes the requests in flight on SIGTERM, then raises the signal again under the
+    # handler that was in place before it started: with this one, a clean stop exits with 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     server.run()
     if failure:
         raise failure[0]

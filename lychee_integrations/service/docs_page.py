@@ -45,4 +45,6 @@ def add_docs_page(app: FastAPI, *, title: str, path: str = "/docs") -> None:
             swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            # No online validator badge: the page makes no request beyond this server.
+            swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": False},
         )

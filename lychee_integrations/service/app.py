@@ -32,7 +32,7 @@ require("fastapi", "server")
 import anyio  # noqa: E402
 from fastapi import FastAPI, Request, Security  # noqa: E402
 from fastapi.exceptions import RequestValidationError  # noqa: E402
-from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse  # noqa: E402
+from fastapi.responses import JSONResponse, RedirectResponse, Response  # noqa: E402
 from fastapi.security import HTTPBearer  # noqa: E402
 from starlette.exceptions import HTTPException  # noqa: E402
 
@@ -48,6 +48,7 @@ from lychee_integrations.service.handlers import (  # noqa: E402
 )
 from lychee_integrations.service.metrics import CONTENT_TYPE_LATEST, MetricsMiddleware, ServiceMetrics  # noqa: E402
 from lychee_integrations.service.middleware import BodySizeLimitMiddleware  # noqa: E402
+from lychee_integrations.service.openapi import refine_openapi  # noqa: E402
 from lychee_integrations.service.readiness import ModelState  # noqa: E402
 from lychee_integrations.service.request_id import RequestIdMiddleware, install_log_records  # noqa: E402
 from lychee_integrations.service.schemas import (  # noqa: E402
@@ -256,6 +257,14 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     _install_error_handlers(app)
     add_docs_page(app, title=title)
+    plain_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            refine_openapi(plain_openapi(), max_documents=settings.max_documents)
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.state.reranker = reranker
     app.state.settings = settings
     app.state.model_name = model_name
@@ -311,16 +320,16 @@ def create_app(
 
     @app.get(
         "/metrics",
-        response_class=PlainTextResponse,
+        response_model=None,
         tags=["service"],
         dependencies=dependencies,
         responses=responses(
             {200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus metrics."}}
         ),
     )
-    async def prometheus_metrics() -> PlainTextResponse:
+    async def prometheus_metrics() -> Response:
         """Prometheus metrics, every series prefixed `lychee_` (needs the key when one is set)."""
-        return PlainTextResponse(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get(
         "/api/templates",

@@ -43,6 +43,22 @@ __all__ = [
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
+
+_INTEGER_FIELDS = ("top_n", "max_tokens_per_doc", "max_chunks_per_doc", "truncate_prompt_tokens")
+
+
+def _integral_numbers(data: Any) -> Any:
+    """Take integral JSON numbers such as ``3.0`` as integers, as JSON Schema does (not ``"3"``, ``3.5``)."""
+    if not isinstance(data, dict):
+        return data
+    fixed = dict(data)
+    for name in _INTEGER_FIELDS:
+        value = fixed.get(name)
+        if isinstance(value, float) and value.is_integer():
+            fixed[name] = int(value)
+    return fixed
+
+
 #: A score band, see :func:`lychee_integrations.results.score_band`.
 Band = Literal["high", "partial", "low"]
 #: What a query or document holds.
@@ -124,6 +140,8 @@ class RerankRequest(BaseModel):
     instruction: str | None = Field(default=None, description="Free instruction text (or give `task`).")
     task: str | None = Field(default=None, description="An instruction template name, see GET /api/templates.")
     top_n: int | None = Field(default=None, ge=1, description="Return only the best `top_n` documents.")
+
+    _integral = model_validator(mode="before")(_integral_numbers)
 
     @model_validator(mode="after")
     def _one_form(self) -> RerankRequest:
@@ -232,6 +250,8 @@ class CompatRerankRequest(BaseModel):
     max_tokens_per_doc: int | None = Field(default=None, description="Ignored (the server's max length applies).")
     max_chunks_per_doc: int | None = Field(default=None, description="Ignored.")
     truncate_prompt_tokens: int | None = Field(default=None, description="Ignored.")
+
+    _integral = model_validator(mode="before")(_integral_numbers)
 
 
 class CompatResult(BaseModel):

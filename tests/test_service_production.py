@@ -303,3 +303,21 @@ def test_docs_page_loads_only_from_this_server(keyed: str, client: httpx.Client)
         response = client.get(f"{keyed}{url}")
         assert response.status_code == 200 and len(response.content) > 100, url
     assert "SwaggerUIBundle" in client.get(f"{keyed}/docs-assets/swagger-ui-bundle.js").text
+
+
+# ---------------------------------------------------------------- web page with a key
+
+
+def test_web_page_asks_for_the_key_on_its_login_form() -> None:
+    from lychee_integrations.service import create_ui_app
+
+    app = create_ui_app(FakeScorer(lambda q, d, i: 0.5), ServiceSettings(api_key=KEY), with_api=True)
+    with serve_app(app) as base, httpx.Client(timeout=60) as browser:
+        assert browser.get(f"{base}/ui/").status_code == 200  # the page with its login form
+        assert browser.get(f"{base}/ui/config").status_code == 401
+        assert browser.post(f"{base}/ui/login", data={"username": "me", "password": "wrong"}).status_code == 400
+        assert browser.post(f"{base}/ui/login", data={"username": "me", "password": KEY}).status_code == 200
+        assert browser.get(f"{base}/ui/config").status_code == 200
+        # The page's cookie is no API key: the API still wants the bearer header.
+        assert browser.post(f"{base}/v1/rerank", json=RERANK_BODY).status_code == 401
+        assert browser.post(f"{base}/v1/rerank", json=RERANK_BODY, headers=AUTH).status_code == 200

@@ -227,6 +227,21 @@ def test_log_records_carry_the_request_id(client: httpx.Client, caplog: pytest.L
     assert records and all(getattr(r, "request_id", None) == "req-broken-1" for r in records)
 
 
+def test_an_unhandled_error_keeps_its_request_id(client: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(FakeScorer(lambda q, d, i: 0.5))
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug outside the engine: secret-internal-detail")
+
+    with serve_app(app) as base, caplog.at_level(logging.ERROR):
+        response = client.get(f"{base}/boom", headers={"X-Request-ID": "req-bug-7"})
+    assert response.status_code == 500 and response.headers["x-request-id"] == "req-bug-7"
+    assert "secret-internal-detail" not in response.text
+    records = [r for r in caplog.records if r.name == "lychee_integrations.service.app" and r.exc_info]
+    assert records and all(getattr(r, "request_id", None) == "req-bug-7" for r in records)
+
+
 # ---------------------------------------------------------------- readiness
 
 

@@ -50,7 +50,13 @@ from lychee_integrations.service.metrics import CONTENT_TYPE_LATEST, MetricsMidd
 from lychee_integrations.service.middleware import BodySizeLimitMiddleware  # noqa: E402
 from lychee_integrations.service.openapi import refine_openapi  # noqa: E402
 from lychee_integrations.service.readiness import ModelState  # noqa: E402
-from lychee_integrations.service.request_id import RequestIdMiddleware, install_log_records  # noqa: E402
+from lychee_integrations.service.request_id import (  # noqa: E402
+    HEADER,
+    SCOPE_KEY,
+    RequestIdMiddleware,
+    bound_request_id,
+    install_log_records,
+)
 from lychee_integrations.service.schemas import (  # noqa: E402
     CompatRerankRequest,
     CompatRerankResponse,
@@ -155,8 +161,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(status_code=exc.status_code, content={"detail": str(exc.detail)}, headers=exc.headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.error("unexpected error answering %s %s", request.method, request.url.path, exc_info=exc)
-        return _error(500, _INTERNAL_ERROR)
+        # Starlette runs this in its outermost middleware, outside the request id's context.
+        request_id = request.scope.get(SCOPE_KEY)
+        with bound_request_id(request_id):
+            logger.error("unexpected error answering %s %s", request.method, request.url.path, exc_info=exc)
+        response = _error(500, _INTERNAL_ERROR)
+        if request_id is not None:
+            response.headers[HEADER] = request_id
+        return response
 
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(InvalidInputError, on_invalid_input)

@@ -8,15 +8,24 @@ request). Put ``%(request_id)s`` in a log format to show it.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import re
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["HEADER", "RequestIdMiddleware", "current_request_id", "install_log_records"]
+__all__ = [
+    "HEADER",
+    "SCOPE_KEY",
+    "RequestIdMiddleware",
+    "bound_request_id",
+    "current_request_id",
+    "install_log_records",
+]
 
 #: The header read and written.
 HEADER = "X-Request-ID"
@@ -24,11 +33,27 @@ _HEADER_KEY = HEADER.lower().encode()
 # An id sent by a client is echoed only if it is short and printable: it ends up in logs.
 _ACCEPTED = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
 _current: contextvars.ContextVar[str] = contextvars.ContextVar("lychee_request_id", default="-")
+#: Where the id is also kept in the ASGI scope, for code that runs outside the request's context
+#: (Starlette answers unhandled exceptions in its outermost middleware).
+SCOPE_KEY = "lychee.request_id"
 
 
 def current_request_id() -> str:
     """Return the id of the request being served, ``"-"`` outside a request."""
     return _current.get()
+
+
+@contextlib.contextmanager
+def bound_request_id(request_id: str | None) -> Iterator[None]:
+    """Make ``request_id`` the current id for the duration of the block (no-op for ``None``)."""
+    if request_id is None:
+        yield
+        return
+    token = _current.set(request_id)
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 _installed = False
@@ -71,6 +96,7 @@ class RequestIdMiddleware:
             return
         sent = dict(scope.get("headers") or []).get(_HEADER_KEY, b"").decode("latin-1")
         request_id = sent if _ACCEPTED.match(sent) else uuid.uuid4().hex
+        scope[SCOPE_KEY] = request_id
         token = _current.set(request_id)
 
         async def send_with_id(message: Message) -> None:

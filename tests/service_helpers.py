@@ -21,6 +21,7 @@ __all__ = [
     "BrokenReranker",
     "CountingImageServer",
     "b64",
+    "cli_process",
     "cli_server",
     "data_uri",
     "free_port",
@@ -62,12 +63,22 @@ def serve_app(app: Any, *, startup_timeout: float = 30.0) -> Iterator[str]:
 
 @contextlib.contextmanager
 def cli_server(args: list[str], *, port: int, startup_timeout: float = 120.0) -> Iterator[str]:
-    """Start ``python -m lychee_integrations.cli ARGS`` and wait until ``/health`` answers."""
+    """Start ``python -m lychee_integrations.cli ARGS`` and wait until ``/ready`` answers 200."""
+    with cli_process(args, port=port, startup_timeout=startup_timeout) as (_, base):
+        yield base
+
+
+@contextlib.contextmanager
+def cli_process(
+    args: list[str], *, port: int, startup_timeout: float = 120.0, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Like :func:`cli_server`, and also yield the process (to signal it or read its exit status)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "lychee_integrations.cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env=env,
     )
     base = f"http://{LOOPBACK}:{port}"
     try:
@@ -77,12 +88,12 @@ def cli_server(args: list[str], *, port: int, startup_timeout: float = 120.0) ->
                 output = process.stdout.read() if process.stdout else ""
                 raise RuntimeError(f"lychee {' '.join(args)} exited with {process.returncode}:\n{output}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"lychee {' '.join(args)} did not answer /health in {startup_timeout}s")
+                raise RuntimeError(f"lychee {' '.join(args)} was not ready (GET /ready) in {startup_timeout}s")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
                     break
             time.sleep(0.25)
-        yield base
+        yield process, base
     finally:
         process.terminate()
         try:

@@ -112,10 +112,13 @@ def test_health_openapi_and_docs(api: str, client: httpx.Client, tiny_checkpoint
     health = client.get(f"{api}/health")
     assert health.status_code == 200
     body = health.json()
-    assert (body["status"], body["model"]) == ("ok", str(tiny_checkpoint))
+    # The checkpoint directory's name, never the server's filesystem path.
+    assert (body["status"], body["model"]) == ("ok", tiny_checkpoint.name)
+    assert str(tiny_checkpoint.parent) not in health.text
     assert body["limits"]["max_documents"] == MAX_DOCUMENTS
     spec = client.get(f"{api}/openapi.json").json()
-    assert {"/api/rerank", "/v1/rerank", "/health", "/api/templates"} <= set(spec["paths"])
+    paths = {"/api/rerank", "/v1/rerank", "/rerank", "/v2/rerank", "/health", "/ready", "/metrics", "/api/templates"}
+    assert paths <= set(spec["paths"])
     assert "RerankRequest" in spec["components"]["schemas"]
     assert client.get(f"{api}/docs").status_code == 200
     root = client.get(f"{api}/", follow_redirects=False)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 from typing import TYPE_CHECKING, Any
 
 from lychee_integrations.cli.documents import (
@@ -146,9 +148,27 @@ def cmd_build_tiny(args: argparse.Namespace) -> int:
     return 0
 
 
+def _api_key(args: argparse.Namespace) -> str | None:
+    if args.api_key_file is not None:
+        try:
+            key = str(args.api_key_file.read_text(encoding="utf-8")).strip()
+        except OSError as exc:
+            raise UsageError(f"argument --api-key-file: cannot read {args.api_key_file}: {exc.strerror}") from exc
+        if not key:
+            raise UsageError(f"argument --api-key-file: {args.api_key_file} is empty")
+        return key
+    if args.api_key is not None:
+        if not args.api_key.strip():
+            raise UsageError("argument --api-key: the key is empty")
+        return str(args.api_key).strip()
+    env_key: str = os.environ.get("LYCHEE_API_KEY", "").strip()
+    return env_key or None
+
+
 def _settings(args: argparse.Namespace) -> ServiceSettings:
     from lychee_integrations.service.settings import ServiceSettings
 
+    api_key = _api_key(args)
     try:
         return ServiceSettings(
             max_documents=args.max_documents,
@@ -159,14 +179,20 @@ def _settings(args: argparse.Namespace) -> ServiceSettings:
             image_root=args.image_root,
             image_timeout=args.image_timeout,
             max_concurrency=args.max_concurrency,
+            api_key=api_key,
+            served_model_name=args.served_model_name,
         )
     except ConfigurationError as exc:
         raise UsageError(f"argument --image-root: {exc}" if "image root" in str(exc) else str(exc)) from exc
 
 
+_LOG_FORMAT = "%(levelname)s %(name)s [%(request_id)s]: %(message)s"
+
+
 def _start(args: argparse.Namespace, *, ui: bool) -> int:
     from lychee_integrations._deps import require
     from lychee_integrations.service import service_reranker
+    from lychee_integrations.service.request_id import install_log_records
 
     uvicorn = require("uvicorn", "server")
     settings = _settings(args)
@@ -178,25 +204,52 @@ def _start(args: argparse.Namespace, *, ui: bool) -> int:
         max_length=args.max_length,
         batch_size=args.batch_size,
     )
+    failure: list[BaseException] = []
+    server: Any = None
+
+    def on_load_failure(exc: BaseException) -> None:  # stop serving: a server without its model is no use
+        failure.append(exc)
+        if server is not None:
+            server.should_exit = True
+
+    preload = not args.no_preload
     if ui:
         from lychee_integrations.service.webui import create_ui_app
 
-        app = create_ui_app(reranker, settings, with_api=args.with_api)
+        app = create_ui_app(
+            reranker, settings, with_api=args.with_api, load_model=preload, on_load_failure=on_load_failure
+        )
     else:
         from lychee_integrations.service.app import create_app
 
-        app = create_app(reranker, settings)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        logger.warning(
-            "listening on %s: the API has no authentication; put it behind an authenticating proxy", args.host
-        )
-    if not args.no_preload:
-        logger.warning("loading %s ...", reranker.model_name)
-        reranker.load()
+        app = create_app(reranker, settings, load_model=preload, on_load_failure=on_load_failure)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:
+        logger.warning("listening on %s without an API key: set --api-key-file or $LYCHEE_API_KEY", args.host)
+    install_log_records()
+    for handler in logging.getLogger().handlers:  # show each record's request id
+        handler.setFormatter(logging.Formatter(_LOG_FORMAT))
     where = f"http://{args.host}:{args.port}"
     page = f"{where}/ui/" if ui and args.with_api else f"{where}/"
-    print(f"serving {reranker.model_name}: " + (f"web page at {page}" if ui else f"API docs at {where}/docs"))
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
+    loading = " (loading the model; GET /ready says when it is done)" if preload else ""
+    print(
+        f"serving {reranker.model_name}: " + (f"web page at {page}" if ui else f"API docs at {where}/docs") + loading,
+        flush=True,
+    )
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="info" if args.verbose else "warning",
+        log_config=None,  # records go to the root logger, with their request id
+        timeout_graceful_shutdown=args.graceful_timeout,
+    )
+    server = uvicorn.Server(config)
+    # uvicorn finishes the requests in flight on SIGTERM, then raises the signal again under the
+    # handler that was in place before it started: with this one, a clean stop exits with 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    server.run()
+    if failure:
+        raise failure[0]
     return 0
 
 

@@ -101,8 +101,32 @@ def _add_service_options(parser: argparse.ArgumentParser, default_port: int) -> 
     net.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     net.add_argument("--port", type=_port, default=default_port, help=f"port (default: {default_port})")
     net.add_argument(
-        "--no-preload", action="store_true", help="load the model on the first request instead of at start"
+        "--no-preload",
+        action="store_true",
+        help="load the model on the first request; by default it loads in the background at start "
+        "(GET /ready answers 503 until it is loaded)",
     )
+    net.add_argument(
+        "--graceful-timeout",
+        type=_positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long requests in flight may take to finish (default: 30)",
+    )
+    net.add_argument(
+        "--served-model-name",
+        metavar="NAME",
+        help="model name in responses, /health and metrics (default: the hub id, or the checkpoint directory's name)",
+    )
+    auth = parser.add_argument_group("authentication")
+    key = auth.add_mutually_exclusive_group()
+    key.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="require 'Authorization: Bearer KEY' on every API route (default: $LYCHEE_API_KEY; "
+        "/health, /ready and /docs stay open). Prefer the variable or --api-key-file: arguments show in ps",
+    )
+    key.add_argument("--api-key-file", type=Path, metavar="PATH", help="read the API key from a file")
     limits = parser.add_argument_group("limits and image security")
     limits.add_argument(
         "--max-documents", type=_positive_int, default=100, metavar="N", help="documents per request (default: 100)"
@@ -253,9 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="start the HTTP rerank API",
-        description="Serve POST /api/rerank, the Cohere/Jina/vLLM-compatible POST /v1/rerank, GET /health and "
-        "the API docs at /docs. There is no authentication: keep the default host, or put the server "
-        "behind a proxy that authenticates.",
+        description="Serve POST /api/rerank, the Cohere/Jina/vLLM-compatible POST /v1/rerank (also /rerank and "
+        "/v2/rerank), GET /health, GET /ready, Prometheus metrics at /metrics and the API docs at /docs. "
+        "Set an API key (--api-key, --api-key-file or $LYCHEE_API_KEY) before listening beyond this machine.",
     )
     _add_service_options(serve, default_port=8000)
     _add_engine_options(serve)

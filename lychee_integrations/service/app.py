@@ -1,5 +1,9 @@
 """The FastAPI application: ``/api/rerank``, the Cohere/Jina/vLLM-compatible ``/v1/rerank``, ``/health``.
 
+Production parts around the routes: an optional API key (:mod:`.auth`), Prometheus metrics at
+``/metrics`` (:mod:`.metrics`), request ids (:mod:`.request_id`), readiness at ``/ready``
+(:mod:`.readiness`) and the Swagger page served from the package (:mod:`.docs_page`).
+
 Engine calls run in a bounded thread pool; the engine is thread-safe and combines calls
 that arrive together into shared batches. Every error a client can cause is answered
 with a 4xx whose ``detail`` names the problem; anything else is logged and answered
@@ -17,7 +21,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from lychee_integrations._deps import require
@@ -25,32 +30,46 @@ from lychee_integrations._deps import require
 require("fastapi", "server")
 
 import anyio  # noqa: E402
-from fastapi import FastAPI, Request  # noqa: E402
+from fastapi import FastAPI, Request, Security  # noqa: E402
 from fastapi.exceptions import RequestValidationError  # noqa: E402
-from fastapi.responses import JSONResponse, RedirectResponse  # noqa: E402
+from fastapi.responses import JSONResponse, RedirectResponse, Response  # noqa: E402
+from fastapi.security import HTTPBearer  # noqa: E402
 from starlette.exceptions import HTTPException  # noqa: E402
 
 from lychee_integrations.errors import ConfigurationError, InvalidInputError  # noqa: E402
 from lychee_integrations.instructions import list_templates  # noqa: E402
 from lychee_integrations.scoring import Scorer  # noqa: E402
+from lychee_integrations.service.auth import AuthPolicy, BearerAuthMiddleware  # noqa: E402
+from lychee_integrations.service.docs_page import DOCS_ASSETS, add_docs_page  # noqa: E402
 from lychee_integrations.service.handlers import (  # noqa: E402
     TooManyDocumentsError,
     run_compat,
     run_native,
 )
+from lychee_integrations.service.metrics import CONTENT_TYPE_LATEST, MetricsMiddleware, ServiceMetrics  # noqa: E402
 from lychee_integrations.service.middleware import BodySizeLimitMiddleware  # noqa: E402
+from lychee_integrations.service.openapi import refine_openapi  # noqa: E402
+from lychee_integrations.service.readiness import ModelState  # noqa: E402
+from lychee_integrations.service.request_id import (  # noqa: E402
+    HEADER,
+    SCOPE_KEY,
+    RequestIdMiddleware,
+    bound_request_id,
+    install_log_records,
+)
 from lychee_integrations.service.schemas import (  # noqa: E402
     CompatRerankRequest,
     CompatRerankResponse,
     ErrorResponse,
     HealthResponse,
+    ReadyResponse,
     RerankRequest,
     RerankResponse,
     ScoreResponse,
     ServiceLimits,
     TemplateInfo,
 )
-from lychee_integrations.service.settings import ServiceSettings  # noqa: E402
+from lychee_integrations.service.settings import ServiceSettings, default_served_name  # noqa: E402
 
 __all__ = ["create_app"]
 
@@ -65,13 +84,22 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorResponse, "description": "The body or the number of documents is over the limit."},
     422: {"model": ErrorResponse, "description": "The body does not have the documented shape."},
 }
+_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "The API key is missing or wrong (`Authorization: Bearer <key>`)."}
+}
+#: Served without the key: liveness and readiness for load balancers, the docs page and its assets.
+_OPEN_PATHS = ("/", "/health", "/ready", "/docs", "/openapi.json")
 
 _DESCRIPTION = """\
 Multimodal reranking with [Lychee](https://huggingface.co/vec-ai/lychee-rerank-mm): score how well each
 document (text, image, or both) meets a query (text, image, or both) under an instruction.
 
 * `POST /api/rerank`: the native API (instruction templates, single-document scoring, score bands).
-* `POST /v1/rerank`: the Cohere/Jina/vLLM rerank shape, for existing clients.
+* `POST /v1/rerank`: the Cohere/Jina/vLLM rerank shape, for existing clients (also at `/rerank`, `/v2/rerank`).
+* `GET /health` (liveness, limits), `GET /ready` (503 until the model is loaded), `GET /metrics` (Prometheus).
+
+With an API key configured, every route but `/health`, `/ready` and these docs needs
+`Authorization: Bearer <key>` (the *Authorize* button here).
 
 Images travel as base64 or `data:` URIs; URLs and server-side paths only where the server allows them.
 """
@@ -133,8 +161,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(status_code=exc.status_code, content={"detail": str(exc.detail)}, headers=exc.headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.error("unexpected error answering %s %s", request.method, request.url.path, exc_info=exc)
-        return _error(500, _INTERNAL_ERROR)
+        # Starlette runs this in its outermost middleware, outside the request id's context.
+        request_id = request.scope.get(SCOPE_KEY)
+        with bound_request_id(request_id):
+            logger.error("unexpected error answering %s %s", request.method, request.url.path, exc_info=exc)
+        response = _error(500, _INTERNAL_ERROR)
+        if request_id is not None:
+            response.headers[HEADER] = request_id
+        return response
 
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(InvalidInputError, on_invalid_input)
@@ -181,6 +215,8 @@ def create_app(
     *,
     home: str = "/docs",
     title: str = "Lychee reranker",
+    load_model: bool = False,
+    on_load_failure: Callable[[BaseException], None] | None = None,
 ) -> FastAPI:
     """Build the HTTP API around one reranker.
 
@@ -188,25 +224,77 @@ def create_app(
         reranker: The engine, usually built by
             :func:`~lychee_integrations.service.service_reranker` so that its image policy
             matches ``settings`` (a mismatch is logged as a warning).
-        settings: Limits and image rules; :class:`ServiceSettings` defaults when ``None``.
+        settings: Limits, image rules, API key and served model name; :class:`ServiceSettings`
+            defaults when ``None``.
         home: Where ``GET /`` redirects (the API docs, or the web page when mounted).
         title: Title of the OpenAPI description.
+        load_model: Load the model in a background thread when the app starts; ``/ready``
+            answers 503 until it is loaded. Otherwise the app is ready at once (the engine
+            loads on first use unless it was loaded before).
+        on_load_failure: Called with the exception if that background load fails.
 
     Returns:
         A FastAPI application, to run with uvicorn or mount the web page on.
 
     Raises:
-        MissingDependencyError: FastAPI is not installed (``pip install 'lychee-integrations[server]'``).
+        MissingDependencyError: FastAPI or prometheus-client is missing
+            (``pip install 'lychee-integrations[server]'``).
 
     """
     settings = settings or ServiceSettings()
     _check_policy(reranker, settings)
+    install_log_records()
     run = _EngineRunner(settings.max_concurrency)
-    app = FastAPI(title=title, description=_DESCRIPTION, version="1")
+    model_name = settings.served_model_name or default_served_name(reranker.model_name)
+    state = ModelState(reranker, on_failure=on_load_failure)
+    metrics = ServiceMetrics(model_name, lambda: state.loaded)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        metrics.start()
+        if load_model:
+            state.start_loading()
+        try:
+            yield
+        finally:
+            metrics.stop()
+
+    app = FastAPI(title=title, description=_DESCRIPTION, version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
+    policy = AuthPolicy(settings.api_key, open_paths=_OPEN_PATHS, open_prefixes=[DOCS_ASSETS])
+    # Outermost last: the request id is set first, then the request is counted, then the key
+    # is checked (before the body is read), then the body size.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BearerAuthMiddleware, policy=policy)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestIdMiddleware)
     _install_error_handlers(app)
+    add_docs_page(app, title=title)
+    plain_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            refine_openapi(plain_openapi(), max_documents=settings.max_documents)
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.state.reranker = reranker
     app.state.settings = settings
+    app.state.model_name = model_name
+    app.state.model_state = state
+    app.state.metrics = metrics
+    app.state.auth = policy
+
+    # The key is checked by BearerAuthMiddleware, before the body is read; this dependency
+    # (which never refuses) only declares the scheme in the OpenAPI description.
+    keyed: dict[str, Any] = {}
+    if settings.api_key is not None:
+        bearer = HTTPBearer(auto_error=False, description="The server's API key (`lychee serve --api-key`).")
+        keyed = {"dependencies": [Security(bearer)], "responses": _UNAUTHORIZED}
+
+    def responses(extra: dict[int | str, dict[str, Any]] | None = None) -> dict[int | str, dict[str, Any]]:
+        return {**(extra or {}), **keyed.get("responses", {})}
+
+    dependencies = keyed.get("dependencies", [])
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
@@ -214,32 +302,89 @@ def create_app(
 
     @app.get("/health", response_model=HealthResponse, tags=["service"])
     async def health() -> HealthResponse:
-        """Report that the service is up, which model it serves and what one request may carry."""
+        """Report that the service is up (liveness), which model it serves and what one request may carry."""
         limits = ServiceLimits(
             max_documents=settings.max_documents,
             max_body_bytes=settings.max_body_bytes,
             max_image_bytes=settings.max_image_bytes,
             max_image_pixels=settings.max_image_pixels,
         )
-        return HealthResponse(status="ok", model=reranker.model_name, limits=limits)
+        return HealthResponse(status="ok", model=model_name, limits=limits)
 
-    @app.get("/api/templates", response_model=list[TemplateInfo], tags=["service"])
+    @app.get(
+        "/ready",
+        response_model=ReadyResponse,
+        tags=["service"],
+        responses={503: {"model": ReadyResponse, "description": "The model is loading, or failed to load."}},
+    )
+    async def ready() -> JSONResponse:
+        """Readiness: 200 once the model is loaded, 503 while it loads (with `Retry-After`) or if it failed."""
+        current = state.state
+        detail = None
+        if current == "loading":
+            detail = "the model is loading"
+        elif current == "failed":
+            detail = f"the model failed to load: {state.error}"
+        body = ReadyResponse(status=current, model=model_name, model_loaded=state.loaded, detail=detail)
+        headers = {"Retry-After": "5"} if current == "loading" else None
+        content = body.model_dump(exclude_none=True)
+        return JSONResponse(content, status_code=200 if current == "ready" else 503, headers=headers)
+
+    @app.get(
+        "/metrics",
+        response_model=None,
+        tags=["service"],
+        dependencies=dependencies,
+        responses=responses(
+            {200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus metrics."}}
+        ),
+    )
+    async def prometheus_metrics() -> Response:
+        """Prometheus metrics, every series prefixed `lychee_` (needs the key when one is set)."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get(
+        "/api/templates",
+        response_model=list[TemplateInfo],
+        tags=["service"],
+        dependencies=dependencies,
+        responses=responses(),
+    )
     async def templates() -> list[TemplateInfo]:
         """List the instruction templates usable as `task`."""
         return [
             TemplateInfo(name=t.name, instruction=t.instruction, description=t.description) for t in list_templates()
         ]
 
-    @app.post("/api/rerank", response_model=RerankResponse | ScoreResponse, responses=_ERRORS, tags=["rerank"])
+    @app.post(
+        "/api/rerank",
+        response_model=RerankResponse | ScoreResponse,
+        responses=responses(_ERRORS),
+        tags=["rerank"],
+        dependencies=dependencies,
+    )
     async def rerank(body: RerankRequest) -> RerankResponse | ScoreResponse:
         """Rank `documents` against `query` (best first), or score a single `document`."""
-        return await run(run_native, reranker, body, settings.max_documents)
+        return await run(run_native, reranker, body, settings.max_documents, model_name)
 
     async def compat(body: CompatRerankRequest) -> CompatRerankResponse:
-        """Rerank in the Cohere/Jina/vLLM shape: results carry `index` and `relevance_score`."""
-        return await run(run_compat, reranker, body, settings.max_documents)
+        """Rerank in the Cohere/Jina/vLLM shape: results carry `index` and `relevance_score`.
 
-    app.post("/v1/rerank", response_model=CompatRerankResponse, responses=_ERRORS, tags=["rerank"])(compat)
-    for alias in ("/rerank", "/v2/rerank"):
-        app.post(alias, response_model=CompatRerankResponse, responses=_ERRORS, include_in_schema=False)(compat)
+        The response has `usage.total_tokens` (vLLM, Jina) and Cohere's `meta` block.
+        """
+        return await run(run_compat, reranker, body, settings.max_documents, model_name)
+
+    for path, summary in (
+        ("/v1/rerank", "Rerank (Cohere v1, Jina, vLLM)"),
+        ("/rerank", "Rerank (vLLM's path)"),
+        ("/v2/rerank", "Rerank (Cohere v2's path)"),
+    ):
+        app.post(
+            path,
+            response_model=CompatRerankResponse,
+            responses=responses(_ERRORS),
+            tags=["rerank"],
+            summary=summary,
+            dependencies=dependencies,
+        )(compat)
     return app

@@ -9,6 +9,7 @@ engine's own loader under the engine's image policy.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Sequence
 from typing import Any, cast
@@ -16,10 +17,14 @@ from typing import Any, cast
 from lychee_integrations.errors import InvalidInputError, LycheeError
 from lychee_integrations.inputs import RerankInput, map_documents, to_rerank_input
 from lychee_integrations.instructions import resolve_instruction
-from lychee_integrations.results import score_band
+from lychee_integrations.results import RerankResult, rank, score_band
 from lychee_integrations.scoring import Scorer
 from lychee_integrations.service.schemas import (
     Band,
+    CohereApiVersion,
+    CohereBilledUnits,
+    CohereMeta,
+    CohereTokens,
     CompatRerankRequest,
     CompatRerankResponse,
     CompatResult,
@@ -30,6 +35,7 @@ from lychee_integrations.service.schemas import (
     RerankRequest,
     RerankResponse,
     ScoreResponse,
+    Usage,
 )
 
 __all__ = ["TooManyDocumentsError", "run_compat", "run_native"]
@@ -55,12 +61,27 @@ def _documents(values: Sequence[object], limit: int) -> list[RerankInput]:
     return map_documents(values, _checked)
 
 
+def _ranked(
+    scorer: Scorer, query: RerankInput, documents: list[RerankInput], instruction: str, top_n: int | None
+) -> tuple[list[RerankResult], int | None]:
+    """Rank, and count the prompt tokens when the scorer can (``None`` when it cannot)."""
+    if not documents:
+        return [], 0
+    score_with_usage = getattr(scorer, "score_with_usage", None)
+    if score_with_usage is None:
+        return scorer.rerank(query, documents, instruction=instruction, top_n=top_n), None
+    scores, tokens = score_with_usage(query, documents, instruction=instruction)
+    return rank(scores, top_n), int(tokens)
+
+
 def _native_value(value: str | InputItem) -> object:
     return value if isinstance(value, str) else value.as_input()
 
 
-def run_native(scorer: Scorer, request: RerankRequest, max_documents: int) -> RerankResponse | ScoreResponse:
-    """Answer ``POST /api/rerank``.
+def run_native(
+    scorer: Scorer, request: RerankRequest, max_documents: int, model_name: str
+) -> RerankResponse | ScoreResponse:
+    """Answer ``POST /api/rerank``; responses name the model ``model_name``.
 
     Raises:
         InvalidInputError: A query or document cannot be scored (names the item).
@@ -74,16 +95,16 @@ def run_native(scorer: Scorer, request: RerankRequest, max_documents: int) -> Re
         document = _checked(_native_value(request.document), "document", 0)
         score = scorer.score(query, [document], instruction=instruction)[0]
         return ScoreResponse(
-            model=scorer.model_name,
+            model=model_name,
             instruction=instruction,
             score=score,
             band=cast(Band, score_band(score)),
             type=cast(Kind, document.kind),
         )
     documents = _documents([_native_value(d) for d in request.documents or []], max_documents)
-    ranked = scorer.rerank(query, documents, instruction=instruction, top_n=request.top_n) if documents else []
+    ranked, _ = _ranked(scorer, query, documents, instruction, request.top_n)
     return RerankResponse(
-        model=scorer.model_name,
+        model=model_name,
         instruction=instruction,
         results=[
             RerankedItem(
@@ -119,8 +140,13 @@ def _echo(document: RerankInput) -> dict[str, Any]:
     return echo
 
 
-def run_compat(scorer: Scorer, request: CompatRerankRequest, max_documents: int) -> CompatRerankResponse:
-    """Answer ``POST /v1/rerank`` (Cohere/Jina/vLLM shape).
+def run_compat(
+    scorer: Scorer, request: CompatRerankRequest, max_documents: int, model_name: str
+) -> CompatRerankResponse:
+    """Answer ``POST /v1/rerank`` (Cohere/Jina/vLLM shape), with ``usage`` and Cohere's ``meta``.
+
+    ``usage.total_tokens`` is the engine's count of prompt tokens (images included,
+    padding excluded); it is ``None`` for a scorer without ``score_with_usage``.
 
     Raises:
         InvalidInputError: A query or document cannot be scored (names the item).
@@ -136,10 +162,15 @@ def run_compat(scorer: Scorer, request: CompatRerankRequest, max_documents: int)
         raw = [_compat_value(d) for d in request.documents]
     documents = _documents(raw, max_documents)
     top_n = request.top_n or None
-    ranked = scorer.rerank(query, documents, instruction=instruction, top_n=top_n) if documents else []
+    ranked, tokens = _ranked(scorer, query, documents, instruction, top_n)
+    meta = CohereMeta(
+        api_version=CohereApiVersion(version="1"),
+        billed_units=CohereBilledUnits(search_units=max(1, math.ceil(len(documents) / 100)), input_tokens=tokens),
+        tokens=CohereTokens(input_tokens=tokens),
+    )
     return CompatRerankResponse(
         id=f"rerank-{uuid.uuid4().hex}",
-        model=scorer.model_name,
+        model=model_name,
         results=[
             CompatResult(
                 index=r.index,
@@ -148,4 +179,6 @@ def run_compat(scorer: Scorer, request: CompatRerankRequest, max_documents: int)
             )
             for r in ranked
         ],
+        usage=Usage(total_tokens=tokens) if tokens is not None else None,
+        meta=meta,
     )

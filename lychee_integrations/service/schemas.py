@@ -24,6 +24,7 @@ __all__ = [
     "CompatRerankRequest",
     "CompatRerankResponse",
     "CompatResult",
+    "CohereMeta",
     "ContentPart",
     "ErrorResponse",
     "HealthResponse",
@@ -34,16 +35,40 @@ __all__ = [
     "RerankRequest",
     "RerankResponse",
     "RerankedItem",
+    "ReadyResponse",
     "ScoreResponse",
     "TemplateInfo",
+    "Usage",
 ]
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+_INTEGER_FIELDS = ("top_n", "max_tokens_per_doc", "max_chunks_per_doc", "truncate_prompt_tokens")
+
+
+def _integral_numbers(data: Any) -> Any:
+    """Take integral JSON numbers such as ``3.0`` as integers, as JSON Schema does (not ``"3"``, ``3.5``)."""
+    if not isinstance(data, dict):
+        return data
+    fixed = dict(data)
+    for name in _INTEGER_FIELDS:
+        value = fixed.get(name)
+        if isinstance(value, float) and value.is_integer():
+            fixed[name] = int(value)
+    return fixed
+
 
 #: A score band, see :func:`lychee_integrations.results.score_band`.
 Band = Literal["high", "partial", "low"]
 #: What a query or document holds.
 Kind = Literal["text", "image", "text+image"]
+
+#: A real 2x2 PNG, so that the schema's examples are requests the server accepts.
+EXAMPLE_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGM8ISfHwMDAxMDAwMDAAAANBAEIfXHKZgAAAABJRU5ErkJggg=="
+)
+EXAMPLE_IMAGE = "data:image/png;base64," + EXAMPLE_PNG
 
 _IMAGE_HELP = (
     "An image as a data URI or base64 string; an http(s) URL when the server allows remote "
@@ -57,7 +82,7 @@ class InputItem(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         strict=True,
-        json_schema_extra={"examples": [{"text": "a red running shoe"}, {"image": "data:image/png;base64,..."}]},
+        json_schema_extra={"examples": [{"text": "a red running shoe"}, {"image": EXAMPLE_IMAGE}]},
     )
 
     text: str | None = Field(default=None, description="The text, if any.")
@@ -72,6 +97,23 @@ class InputItem(BaseModel):
 Input = str | InputItem
 
 
+_NULL: dict[str, Any] = {"type": "null"}
+#: ``documents`` (a list to rank) or ``document`` (one to score), exactly one; ``top_n`` only with
+#: ``documents``. ``null`` counts as absent, as it does for the server.
+_ONE_FORM: Any = [
+    {
+        "title": "Rank documents",
+        "required": ["documents"],
+        "properties": {"documents": {"type": "array"}, "document": _NULL},
+    },
+    {
+        "title": "Score one document",
+        "required": ["document"],
+        "properties": {"document": {"not": _NULL}, "documents": _NULL, "top_n": _NULL},
+    },
+]
+
+
 class RerankRequest(BaseModel):
     """Body of ``POST /api/rerank``: rank several documents, or score one."""
 
@@ -79,14 +121,16 @@ class RerankRequest(BaseModel):
         extra="forbid",
         strict=True,
         json_schema_extra={
+            "oneOf": _ONE_FORM,
             "examples": [
                 {
                     "task": "product_search",
                     "query": {"text": "red running shoes"},
-                    "documents": [{"text": "Blue backpack, 20 l"}, {"image": "data:image/png;base64,..."}],
+                    "documents": [{"text": "Blue backpack, 20 l"}, {"image": EXAMPLE_IMAGE}],
                     "top_n": 5,
-                }
-            ]
+                },
+                {"query": "red running shoes", "document": {"text": "Red trail runner", "image": EXAMPLE_PNG}},
+            ],
         },
     )
 
@@ -96,6 +140,8 @@ class RerankRequest(BaseModel):
     instruction: str | None = Field(default=None, description="Free instruction text (or give `task`).")
     task: str | None = Field(default=None, description="An instruction template name, see GET /api/templates.")
     top_n: int | None = Field(default=None, ge=1, description="Return only the best `top_n` documents.")
+
+    _integral = model_validator(mode="before")(_integral_numbers)
 
     @model_validator(mode="after")
     def _one_form(self) -> RerankRequest:
@@ -205,6 +251,8 @@ class CompatRerankRequest(BaseModel):
     max_chunks_per_doc: int | None = Field(default=None, description="Ignored.")
     truncate_prompt_tokens: int | None = Field(default=None, description="Ignored.")
 
+    _integral = model_validator(mode="before")(_integral_numbers)
+
 
 class CompatResult(BaseModel):
     """One result of ``POST /v1/rerank``."""
@@ -216,12 +264,49 @@ class CompatResult(BaseModel):
     )
 
 
+class Usage(BaseModel):
+    """Tokens the model read for a request (vLLM's and Jina's ``usage``)."""
+
+    total_tokens: int = Field(description="Prompt tokens of every pair, image tokens included, padding excluded.")
+
+
+class CohereApiVersion(BaseModel):
+    """Cohere's ``meta.api_version``."""
+
+    version: str
+
+
+class CohereBilledUnits(BaseModel):
+    """Cohere's ``meta.billed_units``."""
+
+    search_units: int = Field(description="1 per started 100 documents (Cohere's unit for rerank).")
+    input_tokens: int | None = Field(default=None, description="As ``usage.total_tokens``.")
+
+
+class CohereTokens(BaseModel):
+    """Cohere's ``meta.tokens``."""
+
+    input_tokens: int | None = None
+
+
+class CohereMeta(BaseModel):
+    """Cohere's ``meta`` block, so that the Cohere SDKs see the usage."""
+
+    api_version: CohereApiVersion
+    billed_units: CohereBilledUnits
+    tokens: CohereTokens
+
+
 class CompatRerankResponse(BaseModel):
     """Answer of ``POST /v1/rerank``: results sorted by relevance, best first."""
 
     id: str
     model: str
     results: list[CompatResult]
+    usage: Usage | None = Field(
+        default=None, description="Tokens read; null when the backend does not count them (the engine does)."
+    )
+    meta: CohereMeta
 
 
 class ServiceLimits(BaseModel):
@@ -231,6 +316,15 @@ class ServiceLimits(BaseModel):
     max_body_bytes: int = Field(description="Largest request body, in bytes.")
     max_image_bytes: int = Field(description="Largest encoded image, in bytes.")
     max_image_pixels: int = Field(description="Largest decoded image, width x height.")
+
+
+class ReadyResponse(BaseModel):
+    """Answer of ``GET /ready``: 200 once the model is loaded, 503 while it loads or after it failed."""
+
+    status: Literal["ready", "loading", "failed"]
+    model: str
+    model_loaded: bool = Field(description="Whether the model is in memory (false with lazy loading).")
+    detail: str | None = Field(default=None, description="Why the service is not ready.")
 
 
 class HealthResponse(BaseModel):

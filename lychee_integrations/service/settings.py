@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lychee_integrations.errors import ConfigurationError
 from lychee_integrations.images import ImagePolicy
 
-__all__ = ["ServiceSettings"]
+__all__ = ["ServiceSettings", "default_served_name"]
 
 _MIB = 1024 * 1024
 
@@ -32,6 +32,11 @@ class ServiceSettings:
         image_timeout: Seconds allowed for each network operation of an image download.
         max_concurrency: Most engine calls running at once; further requests wait. The
             engine combines concurrent calls into shared batches.
+        api_key: When set, every API route (and ``/metrics``) requires
+            ``Authorization: Bearer <api_key>``; ``/health``, ``/ready`` and the docs page
+            stay open. Never shown in ``repr``.
+        served_model_name: The model name used in responses, ``/health`` and metrics;
+            :func:`default_served_name` of the engine's model when ``None``.
 
     Example:
         >>> ServiceSettings(max_documents=50).image_policy().allow_local_files
@@ -47,6 +52,8 @@ class ServiceSettings:
     image_root: Path | None = None
     image_timeout: float = 10.0
     max_concurrency: int = 32
+    api_key: str | None = field(default=None, repr=False)
+    served_model_name: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_documents", "max_body_bytes", "max_image_bytes", "max_image_pixels", "max_concurrency"):
@@ -55,6 +62,10 @@ class ServiceSettings:
                 raise ConfigurationError(f"ServiceSettings.{name} must be a positive integer, got {value!r}")
         if not self.image_timeout > 0:
             raise ConfigurationError(f"ServiceSettings.image_timeout must be positive, got {self.image_timeout!r}")
+        if self.api_key is not None and (not self.api_key or self.api_key != self.api_key.strip()):
+            raise ConfigurationError("ServiceSettings.api_key must be non-empty and have no surrounding spaces")
+        if self.served_model_name is not None and not self.served_model_name.strip():
+            raise ConfigurationError("ServiceSettings.served_model_name must not be empty")
         if self.image_root is not None:
             root = Path(self.image_root).expanduser().resolve()
             if not root.is_dir():
@@ -78,3 +89,21 @@ class ServiceSettings:
             max_bytes=self.max_image_bytes,
             max_image_pixels=self.max_image_pixels,
         )
+
+
+def default_served_name(model: str) -> str:
+    """Name a model for clients: the hub id as given, or the directory's name for a local path.
+
+    Responses never carry the server's filesystem layout.
+
+    Example:
+        >>> default_served_name("vec-ai/lychee-rerank-mm")
+        'vec-ai/lychee-rerank-mm'
+        >>> default_served_name("/")
+        '/'
+
+    """
+    path = Path(model).expanduser()
+    if path.exists():
+        return path.resolve().name or model
+    return model

@@ -223,19 +223,37 @@ def build_ui(reranker: Scorer, *, max_documents: int = 100) -> Any:
     return demo
 
 
+def _login(api_key: str) -> Any:
+    """Gradio's login check: any user name, the API key as the password (compared in constant time)."""
+    from lychee_integrations.service.auth import key_matches
+
+    def check(username: str, password: str) -> bool:
+        return key_matches(password or "", api_key)
+
+    return check
+
+
 def create_ui_app(
     reranker: Scorer,
     settings: ServiceSettings | None = None,
     *,
     with_api: bool = False,
+    load_model: bool = False,
+    on_load_failure: Any = None,
 ) -> FastAPI:
     """Serve the web page, at ``/``, or at ``/ui`` next to the HTTP API when ``with_api``.
+
+    With ``settings.api_key`` set, the page shows a login form: any user name, the API key
+    as the password (a browser cannot send a bearer header by itself); the API routes take
+    the key as ``Authorization: Bearer <key>``.
 
     Args:
         reranker: The engine, usually from :func:`~lychee_integrations.service.service_reranker`.
         settings: Limits (documents per run, body and upload size); defaults when ``None``.
         with_api: Also serve ``/api/rerank``, ``/v1/rerank`` and the API docs; the page then
             lives at ``/ui`` and ``/`` redirects there.
+        load_model: Load the model in the background at start; ``/ready`` says when it is done.
+        on_load_failure: Called with the exception if that load fails.
 
     Returns:
         A FastAPI application to run with uvicorn.
@@ -245,15 +263,40 @@ def create_ui_app(
     if with_api:
         from lychee_integrations.service.app import create_app
 
-        app = create_app(reranker, settings, home="/ui/")
+        app = create_app(reranker, settings, home="/ui/", load_model=load_model, on_load_failure=on_load_failure)
+        app.state.auth.open_prefix("/ui")  # the page has its own login form
         path = "/ui"
     else:
-        app = FastAPI(title="Lychee reranker web page", docs_url=None, redoc_url=None, openapi_url=None)
+        from contextlib import asynccontextmanager
+
+        from fastapi.responses import JSONResponse
+
+        from lychee_integrations.service.readiness import ModelState
+        from lychee_integrations.service.settings import default_served_name
+
+        state = ModelState(reranker, on_failure=on_load_failure)
+        name = settings.served_model_name or default_served_name(reranker.model_name)
+
+        @asynccontextmanager
+        async def lifespan(app: FastAPI) -> Any:
+            if load_model:
+                state.start_loading()
+            yield
+
+        app = FastAPI(
+            title="Lychee reranker web page", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+        )
         app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
 
         @app.get("/health", include_in_schema=False)
         async def health() -> dict[str, str]:
-            return {"status": "ok", "model": reranker.model_name}
+            return {"status": "ok", "model": name}
+
+        @app.get("/ready", include_in_schema=False)
+        async def ready() -> JSONResponse:
+            current = state.state
+            body = {"status": current, "model": name, "model_loaded": state.loaded}
+            return JSONResponse(body, status_code=200 if current == "ready" else 503)
 
         path = "/"
     demo = build_ui(reranker, max_documents=settings.max_documents)
@@ -268,4 +311,8 @@ def create_ui_app(
         run_history=False,
         footer_links=[],
         show_error=True,
+        auth=_login(settings.api_key) if settings.api_key is not None else None,
+        auth_message="Enter the server's API key as the password (any user name)."
+        if settings.api_key is not None
+        else None,
     )

@@ -42,7 +42,14 @@ from lychee_integrations.results import RerankResult, rank
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
-__all__ = ["HF_OVERRIDES", "VLLMReranker", "checkpoint_ties_embeddings", "engine_arguments"]
+__all__ = [
+    "HF_OVERRIDES",
+    "VLLMReranker",
+    "chat_template_path",
+    "checkpoint_ties_embeddings",
+    "engine_arguments",
+    "serve_command",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -459,3 +466,76 @@ def _load_processor(config: RerankerConfig) -> Any:
         )
     except OSError as exc:
         raise ConfigurationError(f"cannot load model {config.model!r}: {exc}") from exc
+
+
+def chat_template_path() -> str:
+    """Return the path of the shipped vLLM score template (``vllm_templates/lychee.jinja``).
+
+    It renders vLLM's query and document messages in the recipe's layout, with the
+    instruction taken per request (``instruction`` or ``chat_template_kwargs.instruction``).
+
+    Example:
+        >>> chat_template_path().endswith("lychee.jinja")
+        True
+
+    """
+    from importlib import resources
+
+    return str(resources.files("lychee_integrations").joinpath("vllm_templates", "lychee.jinja"))
+
+
+def serve_command(
+    model: str,
+    extra_args: Sequence[str] = (),
+    *,
+    python: str | None = None,
+    tie_word_embeddings: bool = False,
+) -> list[str]:
+    """Return the ``vllm serve`` command line that serves Lychee with the recipe.
+
+    The recipe's options come first and ``extra_args`` after them, so that an option given
+    in ``extra_args`` (``--port``, ``--dtype``, ``--max-model-len``, ``--tensor-parallel-size``,
+    ``--data-parallel-size``, ...) wins. The served model name defaults to ``model``.
+
+    Args:
+        model: Hub id or local directory.
+        extra_args: Further ``vllm serve`` arguments.
+        python: The interpreter whose vLLM runs it (default: this one).
+        tie_word_embeddings: See :func:`engine_arguments`.
+
+    Returns:
+        The argument vector, starting with the interpreter.
+
+    Example:
+        >>> serve_command("/models/lychee", ["--port", "8001"])[-2:]
+        ['--port', '8001']
+
+    """
+    import json
+    import sys
+
+    arguments = engine_arguments(model, tie_word_embeddings=tie_word_embeddings)
+    return [
+        python or sys.executable,
+        "-m",
+        "vllm.entrypoints.cli.main",
+        "serve",
+        model,
+        "--runner",
+        arguments["runner"],
+        "--convert",
+        arguments["convert"],
+        "--hf-overrides",
+        json.dumps(arguments["hf_overrides"]),
+        "--mm-processor-kwargs",
+        json.dumps(arguments["mm_processor_kwargs"]),
+        "--limit-mm-per-prompt",
+        json.dumps(arguments["limit_mm_per_prompt"]),
+        "--max-model-len",
+        str(arguments["max_model_len"]),
+        "--chat-template",
+        chat_template_path(),
+        "--host",
+        "127.0.0.1",
+        *extra_args,
+    ]

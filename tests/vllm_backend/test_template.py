@@ -31,7 +31,7 @@ def side(text: str | None, n_images: int) -> str:
         ("Find it", "cats", 0, "a cat", 0),
         ("Find the product", None, 1, "a red shoe", 1),
         ("Find it", "a cat", 2, None, 1),
-        ("Unicode: é 猫 \"quotes\" {{ braces }}", "q\nwith lines", 0, "d\n<Document>:", 3),
+        ('Unicode: é 猫 "quotes" {{ braces }}', "q\nwith lines", 0, "d\n<Document>:", 3),
     ],
 )
 def test_template_renders_the_engines_prompt(
@@ -55,14 +55,16 @@ def test_template_defaults_to_the_recipe_instruction(processor: Any) -> None:
 
     template = Path(chat_template_path()).read_text()
     rendered = processor.tokenizer.apply_chat_template(
-        [{"role": "query", "content": "q"}, {"role": "document", "content": "d"}], chat_template=template, tokenize=False
+        [{"role": "query", "content": "q"}, {"role": "document", "content": "d"}],
+        chat_template=template,
+        tokenize=False,
     )
     assert f"<Instruct>: {DEFAULT_INSTRUCTION}<Query>:q\n<Document>:d<|im_end|>" in rendered
 
 
 def test_serve_command_carries_the_recipe() -> None:
     command = serve_command("/models/lychee", ["--port", "9000", "--data-parallel-size", "2"])
-    assert command[1:5] == ["-m", "vllm.entrypoints.cli.main", "serve", "/models/lychee"]
+    assert command[1:5] == ["-m", "vllm.entrypoints.launchers.api_server.entry", "--model", "/models/lychee"]
     joined = " ".join(command)
     for piece in ("--runner pooling", "--convert classify", '"from_2_way_softmax"', '"min_pixels": 3136'):
         assert piece in joined
@@ -75,4 +77,4 @@ def test_cli_prints_the_command(tiny_checkpoint: Path, capsys: pytest.CaptureFix
 
     assert main(["vllm-serve", "--print-command", str(tiny_checkpoint), "--port", "8123"]) == 0
     out = capsys.readouterr().out
-    assert "vllm.entrypoints.cli.main serve" in out and out.strip().endswith("--port 8123")
+    assert "vllm.entrypoints.launchers.api_server.entry --model" in out and out.strip().endswith("--port 8123")

@@ -78,3 +78,23 @@ def test_cli_prints_the_command(tiny_checkpoint: Path, capsys: pytest.CaptureFix
     assert main(["vllm-serve", "--print-command", str(tiny_checkpoint), "--port", "8123"]) == 0
     out = capsys.readouterr().out
     assert "vllm.entrypoints.launchers.api_server.entry --model" in out and out.strip().endswith("--port 8123")
+
+
+def test_cli_without_vllm_names_the_extra(tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    from lychee_integrations.cli import main
+
+    spec = importlib.util.find_spec("vllm")
+    if spec is not None and spec.origin is not None:
+        pytest.skip("vLLM is installed here")
+    assert main(["vllm-serve", str(tiny_checkpoint)]) == 1
+    assert "lychee-integrations[vllm]" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_missing_model(tmp_path: Path) -> None:
+    from lychee_integrations.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["vllm-serve", "--print-command", str(tmp_path / "nothing")])
+    assert info.value.code == 2

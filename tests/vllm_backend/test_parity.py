@@ -159,4 +159,9 @@ def test_options_are_checked(small_checkpoint: Any) -> None:
         VLLMReranker(str(small_checkpoint), hf_overrides={})
     with pytest.raises(ConfigurationError, match="dtype"):
         VLLMReranker(str(small_checkpoint), dtype="float8")
-    assert "not started" in repr(VLLMReranker(str(small_checkpoint)))
+    from lychee_integrations.scoring import Scorer
+
+    reranker = VLLMReranker(str(small_checkpoint))
+    assert "not started" in repr(reranker)
+    assert isinstance(reranker, Scorer)  # what the adapters take as reranker=
+    assert reranker.model_name == str(small_checkpoint)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from lychee_integrations.inputs import RerankInput
     from lychee_integrations.service.settings import ServiceSettings
 
-__all__ = ["cmd_build_tiny", "cmd_rerank", "cmd_serve", "cmd_templates", "cmd_ui"]
+__all__ = ["cmd_build_tiny", "cmd_rerank", "cmd_serve", "cmd_templates", "cmd_ui", "cmd_vllm_serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -261,3 +261,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     """Serve the web page (and the API with ``--with-api``)."""
     return _start(args, ui=True)
+
+
+def cmd_vllm_serve(args: argparse.Namespace) -> int:
+    """Run ``vllm serve`` with the Lychee recipe (runner, overrides, pixel bounds, score template)."""
+    import importlib.util
+    import os
+    import shlex
+
+    from lychee_integrations.vllm import checkpoint_ties_embeddings, serve_command
+
+    tied = checkpoint_ties_embeddings(args.model)
+    command = serve_command(args.model, args.vllm_args, tie_word_embeddings=tied)
+    if args.print_command:
+        print(shlex.join(command))
+        return 0
+    if importlib.util.find_spec("vllm") is None:
+        from lychee_integrations.errors import MissingDependencyError
+
+        raise MissingDependencyError(
+            "vllm is required for this feature: pip install 'lychee-integrations[vllm]' "
+            "(in its own environment: see docs/vllm.md)"
+        )
+    logger.warning("starting: %s", shlex.join(command))
+    os.execv(command[0], command)
+    return 0  # pragma: no cover - execv does not return

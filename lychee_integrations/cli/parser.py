@@ -6,7 +6,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from lychee_integrations.cli.commands import cmd_build_tiny, cmd_rerank, cmd_serve, cmd_templates, cmd_ui
+from lychee_integrations.cli.commands import (
+    cmd_build_tiny,
+    cmd_rerank,
+    cmd_serve,
+    cmd_templates,
+    cmd_ui,
+    cmd_vllm_serve,
+)
 from lychee_integrations.cli.documents import DOC_FORMATS, LabelledDocument, image_ref
 
 __all__ = ["build_parser"]
@@ -295,7 +302,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_service_options(ui, default_port=7860)
     _add_engine_options(ui)
     ui.set_defaults(handler=cmd_ui, command_parser=ui)
+    _vllm_serve_parser(commands)
     return parser
+
+
+def _vllm_serve_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "vllm-serve",
+        help="serve Lychee on vLLM (its /v1/rerank), for many GPUs",
+        description=_wrap(
+            "Start 'vllm serve' with the Lychee recipe: the pooling runner, the yes/no classifier "
+            "overrides, the recipe's image pixel bounds, max length 3200 and the shipped score template, "
+            "so that vLLM's /v1/rerank and /v1/score give the engine's scores, with the instruction per "
+            "request ('instruction' in the body). Every argument after MODEL goes to 'vllm serve' and wins "
+            "over the recipe's defaults. Needs vLLM in this environment (docs/vllm.md)."
+        ),
+        epilog="examples:\n"
+        "  lychee vllm-serve vec-ai/lychee-rerank-mm --port 8000\n"
+        "  lychee vllm-serve vec-ai/lychee-rerank-mm --data-parallel-size 4\n"
+        "  lychee vllm-serve ./tiny --dtype float32 --enforce-eager --print-command",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--print-command", action="store_true", help="print the vllm serve command instead of running it"
+    )
+    parser.add_argument("model", metavar="MODEL", help="Hugging Face id or local checkpoint directory")
+    parser.add_argument("vllm_args", nargs=argparse.REMAINDER, metavar="VLLM_ARGS", help="passed to vllm serve")
+    parser.set_defaults(handler=cmd_vllm_serve, command_parser=parser)
 
 
 def _version() -> str:

@@ -1,0 +1,96 @@
+"""vLLM's /v1/rerank, started by ``lychee vllm-serve``, against the in-process engine, over plain HTTP."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.vllm
+
+TOLERANCE = 1e-4
+INSTRUCTION = "Given a product photo or description, find the catalogue entry that matches it"
+
+
+def data_uri(image: Any) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def content(text: str | None, images: list[Any]) -> dict[str, Any]:
+    """vLLM's multimodal form of one side: images first, then the text (one text part)."""
+    parts: list[dict[str, Any]] = [{"type": "image_url", "image_url": {"url": data_uri(i)}} for i in images]
+    if text:
+        parts.append({"type": "text", "text": text})
+    return {"content": parts}
+
+
+def rerank(server: Any, body: dict[str, Any]) -> dict[str, Any]:
+    import httpx
+
+    response = httpx.post(f"{server.url}/v1/rerank", json={"model": server.model, **body}, timeout=120.0)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def by_index(answer: dict[str, Any], n: int) -> list[float]:
+    scores = {r["index"]: r["relevance_score"] for r in answer["results"]}
+    assert sorted(scores) == list(range(n))  # every document accounted for
+    return [scores[i] for i in range(n)]
+
+
+def assert_close(expected: list[float], got: list[float]) -> None:
+    assert max(abs(a - b) for a, b in zip(expected, got, strict=True)) < TOLERANCE, (expected, got)
+
+
+def test_text_with_per_request_instruction(server: Any, engine: Any) -> None:
+    documents = ["a red sports car", "a banana", "the capital of France is Paris"]
+    for instruction in (None, INSTRUCTION):
+        body: dict[str, Any] = {"query": "capital of France", "documents": documents}
+        if instruction:
+            body["instruction"] = instruction
+        answer = rerank(server, body)
+        assert_close(engine.score("capital of France", documents, instruction=instruction), by_index(answer, 3))
+    # The same through chat_template_kwargs.
+    answer = rerank(
+        server,
+        {"query": "capital of France", "documents": documents, "chat_template_kwargs": {"instruction": INSTRUCTION}},
+    )
+    assert_close(engine.score("capital of France", documents, instruction=INSTRUCTION), by_index(answer, 3))
+
+
+def test_images_on_both_sides(server: Any, engine: Any, pictures: dict[str, Any]) -> None:
+    red, blue, green, gray = (pictures[k] for k in ("red", "blue", "green", "gray"))
+    query_forms = [("a red car", [red]), (None, [red]), ("a red car", []), ("red and blue", [red, blue])]
+    documents = [("a blue striped box", [blue]), (None, [green]), ("a gray square", []), ("two", [gray, green])]
+    for text, images in query_forms:
+        body = {
+            "query": content(text, images) if images else text,
+            "documents": [content(t, i) if i else t for t, i in documents],
+            "instruction": INSTRUCTION,
+        }
+        answer = rerank(server, body)
+        expected = engine.score(
+            {"text": text, "images": images},
+            [{"text": t, "images": i} for t, i in documents],
+            instruction=INSTRUCTION,
+        )
+        assert_close(expected, by_index(answer, len(documents)))
+        assert (
+            answer["usage"]["prompt_tokens"]
+            == engine.score_with_usage(
+                {"text": text, "images": images},
+                [{"text": t, "images": i} for t, i in documents],
+                instruction=INSTRUCTION,
+            )[1]
+        )
+
+
+def test_top_n_orders_best_first(server: Any, engine: Any) -> None:
+    documents = [f"document number {i} about hotels" for i in range(6)]
+    answer = rerank(server, {"query": "hotel", "documents": documents, "top_n": 3})
+    expected = engine.rerank("hotel", documents, top_n=3)
+    assert [r["index"] for r in answer["results"]] == [r.index for r in expected]

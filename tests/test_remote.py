@@ -281,9 +281,9 @@ def test_busy_past_the_retries_or_the_timeout_raises_the_servers_answer() -> Non
 )
 def test_other_errors_are_not_retried(status: int, error: type[Exception], message: str) -> None:
     app = scripted_app([(status, {}, {"detail": "unknown template 'x'"})])
-    with serve_app(app) as url, RemoteReranker(url, timeout=10, backoff=0.01) as reranker:
-        with pytest.raises(error, match=message):
-            reranker.score(QUERY, ["a"])
+    with serve_app(app) as url, RemoteReranker(url, timeout=10, backoff=0.01) as reranker, pytest.raises(error) as e:
+        reranker.score(QUERY, ["a"])
+    assert message in str(e.value)
     assert len(app.state.calls) == 1
 
 
@@ -291,7 +291,7 @@ def test_authentication_errors_say_how_to_give_the_key(monkeypatch: pytest.Monke
     monkeypatch.delenv("LYCHEE_API_KEY", raising=False)
     app = scripted_app([(401, {}, {"detail": "missing API key"})] * 2)
     with serve_app(app) as url:
-        with pytest.raises(AuthenticationError, match="no API key was sent.*LYCHEE_API_KEY"):
+        with pytest.raises(AuthenticationError, match=r"no API key was sent.*LYCHEE_API_KEY"):
             RemoteReranker(url).score(QUERY, ["a"])
         monkeypatch.setenv("LYCHEE_API_KEY", "from-the-env")
         with pytest.raises(AuthenticationError, match="refused"):

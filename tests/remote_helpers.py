@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from service_helpers import LOOPBACK, cli_server, free_port
 
 
@@ -62,3 +65,25 @@ def silent_server() -> Iterator[str]:
 def dead_url() -> str:
     """A loopback URL with nothing listening."""
     return f"http://{LOOPBACK}:{free_port()}"
+
+
+def scripted_app(script: list[tuple[int, dict[str, str], dict[str, Any]]]) -> Any:
+    """A stand-in server that answers /v1/rerank with ``script``'s statuses first, then scores."""
+    app = FastAPI()
+    app.state.calls = []
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "model": "scripted", "limits": {"max_documents": 100, "max_body_bytes": 1 << 20}}
+
+    @app.post("/v1/rerank")
+    async def rerank(request: Request) -> Any:
+        body = await request.json()
+        app.state.calls.append((time.monotonic(), request.headers.get("authorization"), body))
+        if script:
+            status, headers, content = script.pop(0)
+            return JSONResponse(content, status_code=status, headers=headers)
+        n = len(body["documents"])
+        return {"model": "scripted", "results": [{"index": i, "relevance_score": i / n} for i in range(n)]}
+
+    return app

@@ -12,9 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from remote_helpers import RequestLog, dead_url, lychee_serve, silent_server
+from remote_helpers import RequestLog, dead_url, lychee_serve, scripted_app, silent_server
 from service_helpers import png_bytes, serve_app
 
 from lychee_integrations import (
@@ -220,28 +218,6 @@ def test_a_server_that_never_answers_fails_within_the_timeout() -> None:
         with pytest.raises(ServerTimeoutError):
             asyncio.run(reranker.ascore(QUERY, ["a", "b", "c"]))
         assert time.monotonic() - started < 1.5 + 1.0
-
-
-def scripted_app(script: list[tuple[int, dict[str, str], dict[str, Any]]]) -> Any:
-    """A stand-in server that answers /v1/rerank with ``script``'s statuses first, then scores."""
-    app = FastAPI()
-    app.state.calls = []
-
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {"status": "ok", "model": "scripted", "limits": {"max_documents": 100, "max_body_bytes": 1 << 20}}
-
-    @app.post("/v1/rerank")
-    async def rerank(request: Request) -> Any:
-        body = await request.json()
-        app.state.calls.append((time.monotonic(), request.headers.get("authorization"), body))
-        if script:
-            status, headers, content = script.pop(0)
-            return JSONResponse(content, status_code=status, headers=headers)
-        n = len(body["documents"])
-        return {"model": "scripted", "results": [{"index": i, "relevance_score": i / n} for i in range(n)]}
-
-    return app
 
 
 @pytest.mark.parametrize("status", [503, 429])

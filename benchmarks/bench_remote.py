@@ -16,6 +16,7 @@ two never compete for the machine:
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
 import time
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--docs-per-client", type=int, default=10)
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(args.checkpoint) if args.checkpoint else build_tiny_checkpoint(Path(tmp) / "small", preset="small")
@@ -80,6 +82,7 @@ def main() -> None:
                     remote.score(query, documents, instruction=instruction),
                 )
                 rows.append((name, len(documents) / local_s, len(documents) / remote_s, diff))
+                logging.info("measured %s", name)
 
             n = args.clients * args.docs_per_client
             query, documents, instruction = text_kb_workload(n, seed=1)

@@ -3,7 +3,8 @@
 One in-process engine, :class:`LycheeReranker`, scores text, image and text+image
 documents against text, image or text+image queries under an instruction. The LangChain
 compressor lives in :mod:`lychee_integrations.langchain`, the LlamaIndex postprocessor in
-:mod:`lychee_integrations.llama_index`, the command line in :mod:`lychee_integrations.cli`.
+:mod:`lychee_integrations.llama_index`, the command line in :mod:`lychee_integrations.cli`;
+:class:`RemoteReranker` is the same interface over HTTP, against a shared ``lychee serve``.
 
 Importing this package is cheap: torch, transformers, LangChain and LlamaIndex are
 imported only when a reranker is created or an adapter module is imported.
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "LycheeReranker": "lychee_integrations.engine",
+    "RemoteReranker": "lychee_integrations.remote",
     "RerankerConfig": "lychee_integrations.config",
     "DEFAULT_MODEL": "lychee_integrations.config",
     "RerankInput": "lychee_integrations.inputs",
@@ -45,9 +47,18 @@ _EXPORTS = {
     "ImageLoadError": "lychee_integrations.errors",
     "InputTooLongError": "lychee_integrations.errors",
     "MissingDependencyError": "lychee_integrations.errors",
+    "ServerUnavailableError": "lychee_integrations.errors",
+    "ServerTimeoutError": "lychee_integrations.errors",
+    "RemoteError": "lychee_integrations.errors",
+    "AuthenticationError": "lychee_integrations.errors",
 }
 
 __all__ = [
+    "AuthenticationError",
+    "RemoteError",
+    "RemoteReranker",
+    "ServerTimeoutError",
+    "ServerUnavailableError",
     "DEFAULT_INSTRUCTION",
     "DEFAULT_MODEL",
     "ConfigurationError",
@@ -78,6 +89,7 @@ if TYPE_CHECKING:
     from lychee_integrations.config import DEFAULT_MODEL, RerankerConfig
     from lychee_integrations.engine import LycheeReranker
     from lychee_integrations.errors import (
+        AuthenticationError,
         ConfigurationError,
         ImageLoadError,
         InputTooLongError,
@@ -85,6 +97,9 @@ if TYPE_CHECKING:
         InvalidInputError,
         LycheeError,
         MissingDependencyError,
+        RemoteError,
+        ServerTimeoutError,
+        ServerUnavailableError,
         UnsupportedInputError,
     )
     from lychee_integrations.images import ImagePolicy, load_image
@@ -98,6 +113,7 @@ if TYPE_CHECKING:
         register_template,
         resolve_instruction,
     )
+    from lychee_integrations.remote import RemoteReranker
     from lychee_integrations.results import RerankResult, score_band
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from typing_extensions import Self
 
 from lychee_integrations.errors import ConfigurationError
@@ -16,6 +18,9 @@ from lychee_integrations.results import RerankResult
 from lychee_integrations.scoring import Scorer, shared_scorer
 
 logger = logging.getLogger(__name__)
+
+#: Environment variable that makes a default adapter remote (a URL, or several separated by commas).
+BASE_URL_ENV = "LYCHEE_BASE_URL"
 
 _ENGINE_FIELDS = (
     "model",
@@ -38,6 +43,13 @@ class RerankerFields(BaseModel):
         default=None,
         exclude=True,
         description="A ready reranker (e.g. LycheeReranker); None: the shared engine for the options below.",
+    )
+    base_url: str | list[str] | None = Field(
+        default=None,
+        description="A lychee serve URL (or replicas' URLs): score there with RemoteReranker instead of in process.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None, exclude=True, repr=False, description="API key for base_url (default: $LYCHEE_API_KEY)."
     )
     model: str | None = Field(default=None, description="Hub id or local directory (vec-ai/lychee-rerank-mm).")
     device: str | None = Field(default=None, description="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.")
@@ -68,14 +80,33 @@ class RerankerFields(BaseModel):
         if clash:
             raise ConfigurationError(f"{', '.join(clash)} given as a field and in engine_options; give it once")
         options.update(self.engine_options)
+        remote = self.base_url is not None or self.api_key is not None
         if self.reranker is not None:
-            if options:
+            if options or remote:
+                given = sorted(options) + [n for n in ("base_url", "api_key") if getattr(self, n) is not None]
                 raise ConfigurationError(
-                    f"engine options ({', '.join(sorted(options))}) cannot be combined with reranker=; "
-                    "configure the LycheeReranker you pass in, or drop reranker= to use a shared engine"
+                    f"{', '.join(given)} cannot be combined with reranker=; "
+                    "configure the reranker you pass in, or drop reranker= to use a shared engine"
                 )
-        else:
+            return self
+        if self.base_url is None and not options:
+            env = [u.strip() for u in os.environ.get(BASE_URL_ENV, "").split(",") if u.strip()]
+            if env:
+                self.base_url = env[0] if len(env) == 1 else env
+        if self.base_url is None:
+            if self.api_key is not None:
+                raise ConfigurationError(f"api_key= needs base_url= (or the {BASE_URL_ENV} environment variable)")
             self.reranker = shared_scorer(**options)
+            return self
+        if options:
+            raise ConfigurationError(
+                f"engine options ({', '.join(sorted(options))}) cannot be combined with base_url=: "
+                "the server's own options apply"
+            )
+        from lychee_integrations.remote import RemoteReranker
+
+        key = self.api_key.get_secret_value() if self.api_key is not None else None
+        self.reranker = RemoteReranker.shared(self.base_url, api_key=key)
         return self
 
     @property
@@ -96,7 +127,29 @@ class RerankerFields(BaseModel):
     def _rank(self, query: RerankInput, documents: Sequence[RerankInput], top_n: int | None) -> list[RerankResult]:
         """Rerank under the configured instruction, then apply ``score_threshold``."""
         results = self.scorer.rerank(query, documents, instruction=self._instruction(), top_n=top_n)
+        return self._threshold(results, len(documents))
+
+    async def _arank(
+        self, query: RerankInput, documents: Sequence[RerankInput], top_n: int | None
+    ) -> list[RerankResult]:
+        """Like :meth:`_rank`, on the scorer's ``arerank`` when it has one, else in a worker thread."""
+        instruction = self._instruction()
+        arerank = getattr(self.scorer, "arerank", None)
+        if callable(arerank):
+            results = await arerank(query, documents, instruction=instruction, top_n=top_n)
+        else:
+            results = await asyncio.to_thread(
+                self.scorer.rerank, query, documents, instruction=instruction, top_n=top_n
+            )
+        return self._threshold(results, len(documents))
+
+    def _threshold(self, results: list[RerankResult], count: int) -> list[RerankResult]:
         if self.score_threshold is not None:
             results = [r for r in results if r.score >= self.score_threshold]
-        logger.debug("reranked %d documents, kept %d", len(documents), len(results))
+        logger.debug("reranked %d documents, kept %d", count, len(results))
         return results
+
+    @property
+    def has_async_scorer(self) -> bool:
+        """Whether the scorer has ``arerank`` (e.g. RemoteReranker), which async calls then use."""
+        return callable(getattr(self.scorer, "arerank", None))

@@ -7,6 +7,7 @@ the problem, so that nothing the caller passed in is lost without a trace.
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationError",
     "ConfigurationError",
     "ImageLoadError",
     "InputTooLongError",
@@ -14,6 +15,9 @@ __all__ = [
     "InvalidInputError",
     "LycheeError",
     "MissingDependencyError",
+    "RemoteError",
+    "ServerTimeoutError",
+    "ServerUnavailableError",
     "UnsupportedInputError",
 ]
 
@@ -73,3 +77,30 @@ class InvalidDocumentsError(InvalidInputError):
         self.problem = message
         self.errors = errors
         self.problems = [(e.index, str(e)) for e in errors]
+
+
+class RemoteError(LycheeError):
+    """A reranker server answered with an error the caller cannot fix by changing the inputs.
+
+    Attributes:
+        url: The URL the request went to.
+        status: The HTTP status, or ``None`` when no answer came.
+
+    """
+
+    def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+
+class AuthenticationError(RemoteError, PermissionError):
+    """The server refused the API key (HTTP 401 or 403)."""
+
+
+class ServerUnavailableError(RemoteError, ConnectionError):
+    """The server could not be reached, or stayed busy (429/503) through every retry."""
+
+
+class ServerTimeoutError(ServerUnavailableError, TimeoutError):
+    """The server did not answer within the timeout."""

@@ -56,12 +56,17 @@ class LycheeRerank(RerankerFields, BaseDocumentCompressor):
     ``page_content_type="image"`` the ``page_content`` itself is the image (as vector
     stores' ``add_images`` store it).
 
-    The engine is either given (``reranker=LycheeReranker(...)``) or built from the
-    engine options (``model``, ``device``, ``dtype``, ``max_length``, ...): adapters
-    with the same options share one loaded model per process.
+    The engine is either given (``reranker=LycheeReranker(...)`` or
+    ``RemoteReranker(...)``), or a ``lychee serve`` server (``base_url=``, ``api_key=``;
+    or the ``LYCHEE_BASE_URL`` environment variable when no engine option is given), or
+    built from the engine options (``model``, ``device``, ``dtype``, ``max_length``, ...):
+    adapters with the same options share one loaded model, or one connection pool, per
+    process. The API key never appears in ``repr`` or serialized forms.
 
     Args:
-        reranker: A ready reranker; excludes the engine options.
+        reranker: A ready reranker; excludes the engine options and ``base_url``.
+        base_url: URL of a ``lychee serve`` server (or a list of replicas): score there.
+        api_key: The server's API key (default: ``LYCHEE_API_KEY``).
         model: Hub id or local directory (default ``vec-ai/lychee-rerank-mm``).
         device, dtype, attn_implementation, quantization, max_length, max_pixels, batch_size:
             Engine options (``None``: the engine's default).
@@ -207,12 +212,20 @@ class LycheeRerank(RerankerFields, BaseDocumentCompressor):
         query: InputLike,
         callbacks: Callbacks | None = None,
     ) -> Sequence[Document]:
-        """Like :meth:`compress_documents`, in a worker thread so the event loop never blocks.
+        """Like :meth:`compress_documents`, without blocking the event loop.
 
-        Concurrent calls are safe: the shared engine is thread-safe and combines them
-        into shared batches.
+        With a scorer that has ``arerank`` (:class:`~lychee_integrations.remote.RemoteReranker`)
+        the call awaits it; otherwise it runs in a worker thread. Concurrent calls are safe:
+        the shared engine is thread-safe and combines them into shared batches.
         """
-        return await run_in_executor(None, self.compress_documents, documents, query, callbacks)
+        if not self.has_async_scorer:
+            return await run_in_executor(None, self.compress_documents, documents, query, callbacks)
+        if not documents:
+            return []
+        query_input = to_rerank_input(query, item="query")
+        inputs = [self._document_input(doc, i) for i, doc in enumerate(documents)]
+        results = await self._arank(query_input, inputs, self.top_n)
+        return [self._with_score(documents[r.index], r.score) for r in results]
 
     def as_runnable(self) -> Runnable[Mapping[str, Any], list[Document]]:
         """Wrap this reranker as an LCEL runnable over ``{"query": ..., "documents": [...]}``.

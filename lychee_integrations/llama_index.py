@@ -59,7 +59,11 @@ class LycheeRerank(RerankerFields, BaseNodePostprocessor):
     event per call, like LlamaIndex's own rerankers.
 
     Args:
-        reranker: A ready reranker; excludes the engine options.
+        reranker: A ready reranker; excludes the engine options and ``base_url``.
+        base_url: URL of a ``lychee serve`` server (or a list of replicas): score there,
+            with :class:`~lychee_integrations.remote.RemoteReranker`. Without it and without
+            engine options, the ``LYCHEE_BASE_URL`` environment variable applies.
+        api_key: The server's API key (default: ``LYCHEE_API_KEY``); never serialized.
         model: Hub id or local directory (default ``vec-ai/lychee-rerank-mm``).
         device, dtype, attn_implementation, quantization, max_length, max_pixels, batch_size:
             Engine options (``None``: the engine's default); the same options share one
@@ -113,30 +117,54 @@ class LycheeRerank(RerankerFields, BaseNodePostprocessor):
             node = node.model_copy(update={"metadata": metadata})
         return NodeWithScore(node=node, score=score)
 
-    def _postprocess_nodes(
-        self,
-        nodes: list[NodeWithScore],
-        query_bundle: QueryBundle | None = None,
-    ) -> list[NodeWithScore]:
+    def _inputs(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None) -> tuple[RerankInput, list[Any]]:
         if query_bundle is None:
             raise InvalidInputError(
                 "query",
                 "is missing: pass query_bundle=QueryBundle(...) or query_str=... to postprocess_nodes",
             )
         if not nodes:
-            return []
-        query = self._query_input(query_bundle)
-        documents = [self._node_input(n.node, i) for i, n in enumerate(nodes)]
+            return RerankInput(), []
+        return self._query_input(query_bundle), [self._node_input(n.node, i) for i, n in enumerate(nodes)]
+
+    def _events(self, nodes: list[NodeWithScore], query_bundle: QueryBundle) -> dict[str, Any]:
         top_n = self.top_n if self.top_n is not None else len(nodes)
         dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=top_n, model_name=self.model_name))
-        payload: dict[str, Any] = {
+        return {
             EventPayload.NODES: nodes,
             EventPayload.MODEL_NAME: self.model_name,
             EventPayload.QUERY_STR: query_bundle.query_str,
             EventPayload.TOP_K: top_n,
         }
-        with self.callback_manager.event(CBEventType.RERANKING, payload=payload) as event:
+
+    def _postprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        query, documents = self._inputs(nodes, query_bundle)
+        if not nodes or query_bundle is None:
+            return []
+        with self.callback_manager.event(CBEventType.RERANKING, payload=self._events(nodes, query_bundle)) as event:
             results = self._rank(query, documents, self.top_n)
+            reranked = [self._with_score(nodes[r.index], r.score) for r in results]
+            event.on_end(payload={EventPayload.NODES: reranked})
+        dispatcher.event(ReRankEndEvent(nodes=reranked))
+        return reranked
+
+    async def _apostprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        """Await the scorer's ``arerank`` when it has one (RemoteReranker); else score in a worker thread."""
+        if not self.has_async_scorer:
+            return await super()._apostprocess_nodes(nodes, query_bundle)
+        query, documents = self._inputs(nodes, query_bundle)
+        if not nodes or query_bundle is None:
+            return []
+        with self.callback_manager.event(CBEventType.RERANKING, payload=self._events(nodes, query_bundle)) as event:
+            results = await self._arank(query, documents, self.top_n)
             reranked = [self._with_score(nodes[r.index], r.score) for r in results]
             event.on_end(payload={EventPayload.NODES: reranked})
         dispatcher.event(ReRankEndEvent(nodes=reranked))

@@ -1,0 +1,114 @@
+"""RemoteReranker through ``lychee serve`` against the in-process engine, same machine, same run.
+
+Builds the compute-bound ``small`` checkpoint (8 layers of 512), starts ``lychee serve`` on it
+(loopback, CPU unless --device says otherwise), and measures, one after the other so that the
+two never compete for the machine:
+
+* docs/s for 50 text documents (the knowledge-base workload) and for 20 image documents,
+  remote vs in process, and the ratio (goal: at least 0.9x);
+* 32 concurrent clients of 10 documents each vs one remote call of 320, and the ratio
+  (goal: at least 0.8x: the server's engine combines concurrent calls into shared batches).
+
+    python benchmarks/bench_remote.py
+    python benchmarks/bench_remote.py --checkpoint /models/lychee --device cuda --dtype bfloat16
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from service_helpers import cli_server, free_port  # noqa: E402
+from workloads import image_documents_workload, text_kb_workload  # noqa: E402
+
+from lychee_integrations import LycheeReranker, RemoteReranker  # noqa: E402
+from lychee_integrations.testing import build_tiny_checkpoint  # noqa: E402
+
+
+def best_of(fn: Callable[[], Any], repeat: int) -> float:
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def largest_difference(a: list[float], b: list[float]) -> float:
+    return max(abs(x - y) for x, y in zip(a, b, strict=True))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", help="use this checkpoint instead of building the small preset")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--image-size", type=int, default=448, help="side of the image documents, in pixels")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--docs-per-client", type=int, default=10)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(args.checkpoint) if args.checkpoint else build_tiny_checkpoint(Path(tmp) / "small", preset="small")
+        engine = LycheeReranker(model=str(path), device=args.device, dtype=args.dtype)
+        port = free_port()
+        serve = ["serve", "--model", str(path), "--port", str(port), "--device", args.device, "--dtype", args.dtype]
+        serve += ["--max-documents", str(args.clients * args.docs_per_client), "--max-concurrency", "64"]
+        with cli_server(serve, port=port, startup_timeout=300) as base, RemoteReranker(base, timeout=600) as remote:
+            rows = []
+            for name, (query, documents, instruction) in (
+                ("50 text documents", text_kb_workload(50)),
+                (f"20 image documents ({args.image_size} px)", image_documents_workload(20, size=args.image_size)),
+            ):
+                local_s = best_of(partial(engine.score, query, documents, instruction=instruction), args.repeat)
+                remote_s = best_of(partial(remote.score, query, documents, instruction=instruction), args.repeat)
+                diff = largest_difference(
+                    engine.score(query, documents, instruction=instruction),
+                    remote.score(query, documents, instruction=instruction),
+                )
+                rows.append((name, len(documents) / local_s, len(documents) / remote_s, diff))
+                logging.info("measured %s", name)
+
+            n = args.clients * args.docs_per_client
+            query, documents, instruction = text_kb_workload(n, seed=1)
+            chunks = [documents[i : i + args.docs_per_client] for i in range(0, n, args.docs_per_client)]
+
+            def one_call() -> None:
+                remote.score(query, documents, instruction=instruction)
+
+            def concurrent_clients() -> None:
+                with ThreadPoolExecutor(args.clients) as pool:
+                    list(pool.map(lambda chunk: remote.score(query, chunk, instruction=instruction), chunks))
+
+            one_s = best_of(one_call, args.repeat)
+            many_s = best_of(concurrent_clients, args.repeat)
+
+    print(f"checkpoint {'given' if args.checkpoint else 'small preset (8 layers of 512)'}, {args.device}, {args.dtype}")
+    for name, local_rate, remote_rate, diff in rows:
+        print(
+            f"{name:34s} in process {local_rate:8.1f} docs/s | remote {remote_rate:8.1f} docs/s | "
+            f"ratio remote/in-process {remote_rate / local_rate:.2f}x | largest score difference {diff:.1e}"
+        )
+    print(
+        f"{args.clients} concurrent clients x {args.docs_per_client} documents: {n / many_s:8.1f} docs/s | "
+        f"one call of {n}: {n / one_s:8.1f} docs/s | ratio concurrent/one call {one_s / many_s:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,607 @@
+"""RemoteReranker: the Scorer protocol over HTTP, against ``lychee serve`` (or a server of the same shape).
+
+Many application processes (web workers, task queues, notebooks) can share one GPU reranker:
+each holds a :class:`RemoteReranker` instead of a model. It takes the same inputs as the
+in-process engine, checks them and reads local images on the client, sends images as base64
+data URIs, splits calls larger than the server's document cap into concurrent requests,
+retries connection failures and busy answers (429, 503) with backoff, and turns the server's
+errors into the package's typed errors.
+
+Example:
+    >>> from lychee_integrations import RemoteReranker
+    >>> with RemoteReranker("http://gpu-box:8000", api_key="...") as reranker:  # doctest: +SKIP
+    ...     reranker.rerank("red running shoes", ["blue jeans", {"image": "shoe.jpg"}], top_n=1)
+    [RerankResult(index=1, score=0.93)]
+
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from lychee_integrations._deps import require
+from lychee_integrations._http import RETRY_STATUSES, Attempts, Replicas
+from lychee_integrations._wire import (
+    FORMATS,
+    ServerInfo,
+    WireFormat,
+    WireInput,
+    input_errors,
+    raise_input_errors,
+    to_wire,
+)
+from lychee_integrations.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    InvalidInputError,
+    RemoteError,
+)
+from lychee_integrations.images import ImagePolicy
+from lychee_integrations.inputs import InputLike, map_documents, to_query_input, to_rerank_input
+from lychee_integrations.instructions import InstructionRegistry, default_registry
+from lychee_integrations.results import RerankResult, rank
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["API_KEY_ENV", "RemoteReranker"]
+
+logger = logging.getLogger(__name__)
+
+#: Environment variable read when ``api_key`` is not given.
+API_KEY_ENV = "LYCHEE_API_KEY"
+
+_USER_AGENT = "lychee-integrations-remote"
+
+
+@dataclass(frozen=True)
+class _Call:
+    query: WireInput
+    documents: list[WireInput]
+    instruction: str | None
+
+
+class _ChunkInputErrors(Exception):
+    def __init__(self, errors: list[InvalidInputError]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+def _normalise_urls(base_url: str | Sequence[str]) -> list[str]:
+    urls = [base_url] if isinstance(base_url, str) else list(base_url)
+    if not urls:
+        raise ConfigurationError("base_url must be a URL or a non-empty list of URLs")
+    out = []
+    for url in urls:
+        if not isinstance(url, str) or not url.strip().lower().startswith(("http://", "https://")):
+            raise ConfigurationError(f"base_url {url!r} must start with http:// or https://")
+        url = url.strip().rstrip("/")
+        out.append(url.removesuffix("/v1"))
+    return out
+
+
+class RemoteReranker:
+    """A reranker that scores on a ``lychee serve`` server (or any server of the same shape).
+
+    It satisfies the same :class:`~lychee_integrations.scoring.Scorer` protocol as the
+    in-process :class:`~lychee_integrations.engine.LycheeReranker` and gives the same scores
+    in the same order, so the adapters, the CLI and your own code take either. Thread-safe;
+    one connection pool per client, reused by every call (close it with :meth:`close`, or
+    use the client as a context manager).
+
+    Inputs are those of the engine. Queries and documents are checked on the client, with
+    the engine's errors naming the item, before any request; local images (paths, PIL
+    images, bytes) are read here and sent as base64 data URIs, so the server never reads the
+    client's files. ``http(s)`` image URLs go as they are and the server fetches them, if
+    its policy allows (``fetch_image_urls=True`` fetches them here instead). An empty
+    document is refused, as the server refuses it.
+
+    ``task`` is resolved on the client (so templates registered in this process work
+    against any server) and its instruction text travels with each request, as does an
+    ``instruction``, byte for byte; with neither, the server's default instruction applies.
+
+    Calls with more documents than the server's cap (its ``/health`` publishes
+    ``limits.max_documents`` and ``max_body_bytes``; ``max_documents_per_request`` caps it
+    further) are split into several requests, sent concurrently, and merged in input order;
+    ``top_n`` applies after merging.
+
+    Args:
+        base_url: The server's root URL (``http://host:8000``), or a list of replicas'
+            URLs: calls go to them in turn, and a replica that refuses connections or
+            answers 429/503 is skipped while others answer.
+        api_key: Sent as ``Authorization: Bearer <key>``; ``None`` reads ``LYCHEE_API_KEY``.
+        timeout: Seconds one request may take, retries and waits included; a server that
+            does not answer in time raises :class:`~lychee_integrations.errors.ServerTimeoutError`.
+        max_retries: Further tries after a connection error, a 429 or a 503 (never after
+            another 4xx, nor after a timeout while waiting for an answer).
+        backoff: First wait between tries, in seconds; doubled each time, with jitter.
+            A ``Retry-After`` header from the server takes precedence.
+        model: Model name sent in each request and reported by :attr:`model_name`
+            (``None``: the server's own, read from ``/health``).
+        protocol: The server's request shape: ``"lychee"`` (``lychee serve``).
+        max_documents_per_request: Most documents per request, below the server's cap; the
+            only cap for a server that publishes none.
+        max_concurrency: Most requests of one split call in flight at once.
+        image_policy: What the client's image loader may read (default: anything local).
+        fetch_image_urls: Download ``http(s)`` image URLs on the client instead of sending them.
+        registry: Instruction templates for ``task`` (default: the package's registry).
+        headers: Extra HTTP headers for every request.
+        event_hooks: httpx event hooks, ``{"request": [fn], "response": [fn]}`` (plain
+            functions; the async client awaits them when they return a coroutine).
+
+    Raises:
+        ConfigurationError: A bad URL or option.
+        MissingDependencyError: httpx is missing (``pip install 'lychee-integrations[remote]'``).
+
+    Example:
+        >>> reranker = RemoteReranker(["http://gpu-0:8000", "http://gpu-1:8000"], timeout=10)  # doctest: +SKIP
+        >>> reranker.score("a red car", ["a red sports car", {"image": "car.jpg"}])  # doctest: +SKIP
+        [0.97, 0.93]
+
+    """
+
+    _shared: ClassVar[dict[Any, RemoteReranker]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(
+        self,
+        base_url: str | Sequence[str],
+        *,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        backoff: float = 0.25,
+        model: str | None = None,
+        protocol: str = "lychee",
+        max_documents_per_request: int | None = None,
+        max_concurrency: int = 8,
+        image_policy: ImagePolicy | None = None,
+        fetch_image_urls: bool = False,
+        registry: InstructionRegistry | None = None,
+        headers: dict[str, str] | None = None,
+        event_hooks: dict[str, list[Any]] | None = None,
+    ) -> None:
+        require("httpx", "remote")
+        self._replicas = Replicas(_normalise_urls(base_url))
+        if not (isinstance(timeout, (int, float)) and timeout > 0):
+            raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigurationError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+        if not (isinstance(backoff, (int, float)) and backoff >= 0):
+            raise ConfigurationError(f"backoff must be a number of seconds >= 0, got {backoff!r}")
+        counts = (("max_documents_per_request", max_documents_per_request), ("max_concurrency", max_concurrency))
+        for name, value in counts:
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+        if protocol not in FORMATS:
+            raise ConfigurationError(f"unknown protocol {protocol!r}; known: {', '.join(sorted(FORMATS))}")
+        self.timeout = float(timeout)
+        self.max_retries = max_retries
+        self.backoff = float(backoff)
+        self.protocol = protocol
+        self.max_documents_per_request = max_documents_per_request
+        self.max_concurrency = max_concurrency
+        self.image_policy = image_policy or ImagePolicy()
+        self.fetch_image_urls = fetch_image_urls
+        self._format: WireFormat = FORMATS[protocol]
+        self._model = model
+        self._registry = registry or default_registry
+        key = api_key if api_key is not None else (os.environ.get(API_KEY_ENV) or None)
+        self._has_key = key is not None
+        self._headers = {"User-Agent": _USER_AGENT, **(headers or {})}
+        if key is not None:
+            self._headers["Authorization"] = f"Bearer {key}"
+        self._info: ServerInfo | None = None
+        self._client: httpx.Client | None = None
+        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+        self._event_hooks = {name: list(hooks) for name, hooks in (event_hooks or {}).items()}
+
+    @classmethod
+    def shared(cls, base_url: str | Sequence[str], **options: Any) -> RemoteReranker:
+        """Return the process-wide client for these options, creating it if needed.
+
+        Every adapter built with the same ``base_url`` and options shares one connection pool.
+
+        Raises:
+            ConfigurationError: A bad URL or option.
+
+        """
+        urls = (base_url,) if isinstance(base_url, str) else tuple(base_url)
+        key = (urls, tuple(sorted(options.items())))
+        with cls._shared_lock:
+            instance = cls._shared.get(key)
+            if instance is None:
+                instance = cls(list(urls), **options)
+                cls._shared[key] = instance
+            return instance
+
+    @property
+    def base_urls(self) -> list[str]:
+        """The replicas' root URLs."""
+        return list(self._replicas.urls)
+
+    @property
+    def model_name(self) -> str:
+        """The model the server serves (from ``/health``), or the ``model`` given.
+
+        Raises:
+            ServerUnavailableError: The server cannot be reached to ask it.
+
+        """
+        if self._model is not None:
+            return self._model
+        info = self._server_info()
+        return info.model or self._replicas.urls[0]
+
+    # ------------------------------------------------------------------ clients
+
+    def _httpx_options(self) -> dict[str, Any]:
+        import httpx
+
+        return {
+            "headers": self._headers,
+            "timeout": httpx.Timeout(self.timeout),
+            "limits": httpx.Limits(max_connections=max(16, self.max_concurrency * 2), max_keepalive_connections=16),
+            "event_hooks": self._event_hooks,
+        }
+
+    def _sync_client(self) -> httpx.Client:
+        client = self._client
+        if client is None:
+            import httpx
+
+            with self._lock:
+                if self._client is None:
+                    self._client = httpx.Client(**self._httpx_options())
+                client = self._client
+        return client
+
+    def _async_client(self) -> httpx.AsyncClient:
+        import httpx
+
+        loop = asyncio.get_running_loop()
+        client = self._aclients.get(loop)
+        if client is None:
+            hooks = {name: [_async_hook(h) for h in hooks] for name, hooks in self._event_hooks.items()}
+            client = httpx.AsyncClient(**{**self._httpx_options(), "event_hooks": hooks})
+            self._aclients[loop] = client
+        return client
+
+    def close(self) -> None:
+        """Close the connection pool (a later call opens a new one)."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close the pools of the sync client and of this event loop's async client."""
+        self.close()
+        client = self._aclients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+    def __enter__(self) -> RemoteReranker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> RemoteReranker:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        urls = self._replicas.urls
+        where = urls[0] if len(urls) == 1 else urls
+        key = ", api_key=***" if self._has_key else ""
+        return f"RemoteReranker({where!r}{key}, protocol={self.protocol!r}, timeout={self.timeout:g})"
+
+    # ------------------------------------------------------------------ inputs
+
+    def _prepare(
+        self, query: InputLike, documents: Sequence[InputLike], instruction: str | None, task: str | None
+    ) -> _Call | None:
+        if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
+            raise ConfigurationError(
+                f"documents must be a list of texts, images, dicts or RerankInput, not {type(documents).__name__}"
+            )
+        text = self._registry.resolve(task, instruction) if (task, instruction) != (None, None) else None
+        query_input = to_query_input(query)
+        if not documents:
+            return None
+        policy, fetch = self.image_policy, self.fetch_image_urls
+        wire_query = to_wire(query_input, policy, item="query", index=None, fetch_urls=fetch)
+
+        def convert(document: object, item: str, index: int) -> WireInput:
+            value = to_rerank_input(document, item=item, index=index)
+            if value.kind == "empty":
+                raise InvalidInputError(item, "is empty: give text, an image, or both", index=index)
+            return to_wire(value, policy, item=item, index=index, fetch_urls=fetch)
+
+        return _Call(wire_query, map_documents(documents, convert), text)
+
+    def _split(self, call: _Call, info: ServerInfo) -> list[tuple[int, int]]:
+        caps = [c for c in (info.max_documents, self.max_documents_per_request) if c is not None]
+        cap = min(caps) if caps else len(call.documents)
+        budget = None
+        if info.max_body_bytes is not None:
+            budget = int(info.max_body_bytes * 0.9) - call.query.size() - len(call.instruction or "") - 1024
+        ranges: list[tuple[int, int]] = []
+        start, size = 0, 0
+        for i, document in enumerate(call.documents):
+            cost = document.size() + 64
+            full = i - start >= cap or (budget is not None and i > start and size + cost > budget)
+            if full:
+                ranges.append((start, i))
+                start, size = i, 0
+            size += cost
+        ranges.append((start, len(call.documents)))
+        return ranges
+
+    # ------------------------------------------------------------------ answers
+
+    def _detail(self, response: httpx.Response) -> tuple[str, list[str] | None]:
+        try:
+            body = response.json()
+        except ValueError:
+            return response.text[:300].strip(), None
+        return self._format.parse_error(body)
+
+    def _answer(self, response: httpx.Response, start: int, count: int) -> list[float]:
+        url = str(response.request.url)
+        status = response.status_code
+        if status == 200:
+            try:
+                scores, model = self._format.parse(response.json(), count)
+            except ValueError as exc:
+                raise RemoteError(f"unexpected answer from {url}: {exc}", url=url, status=status) from exc
+            if model and self._info is not None and self._info.model is None:
+                self._info = ServerInfo(model, self._info.max_documents, self._info.max_body_bytes)
+            return scores
+        detail, problems = self._detail(response)
+        said = f"HTTP {status}" + (f": {detail}" if detail else "")
+        if status == 400:
+            errors = input_errors(detail, problems, start)
+            if errors is not None:
+                raise _ChunkInputErrors(errors)
+            raise ConfigurationError(f"the reranker server at {url} refused the request ({said})")
+        if status in (401, 403):
+            sent = "the API key sent was refused" if self._has_key else "no API key was sent"
+            raise AuthenticationError(
+                f"the reranker server at {url} requires authentication ({said}); {sent}: "
+                f"pass api_key= or set the {API_KEY_ENV} environment variable",
+                url=url,
+                status=status,
+            )
+        hints = {
+            404: f"; check that base_url is the server's root and that protocol={self.protocol!r} fits the server",
+            413: "; lower max_documents_per_request or send smaller images",
+            422: f"; the server does not take this request's shape: check protocol={self.protocol!r}",
+        }
+        message = f"the reranker server at {url} answered {said}{hints.get(status, '')}"
+        raise RemoteError(message, url=url, status=status)
+
+    def _merge(self, call: _Call, ranges: list[tuple[int, int]], outcomes: list[Any]) -> list[float]:
+        input_problems = [e for o in outcomes if isinstance(o, _ChunkInputErrors) for e in o.errors]
+        if input_problems:
+            raise_input_errors(input_problems, len(call.documents))
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        scores = [s for o in outcomes for s in o]
+        logger.debug("scored %d documents in %d request(s)", len(scores), len(ranges))
+        return scores
+
+    def _body(self, call: _Call, start: int, end: int) -> Any:
+        return self._format.build(call.query, call.documents[start:end], call.instruction, self._model)
+
+    # ------------------------------------------------------------------ sync
+
+    def _exchange(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        import httpx
+
+        attempts = Attempts(self._replicas, self.timeout, self.max_retries, self.backoff, path)
+        client = self._sync_client()
+        while True:
+            url, wait, timeout = attempts.next()
+            if wait:
+                time.sleep(wait)
+            try:
+                response = client.request(method, url, json=body, timeout=timeout)
+            except httpx.TransportError as exc:
+                attempts.transport_failed(url, exc)
+                continue
+            if response.status_code in RETRY_STATUSES:
+                attempts.status_failed(
+                    url, response.status_code, response.headers.get("Retry-After"), self._detail(response)[0]
+                )
+                continue
+            attempts.succeeded()
+            return response
+
+    def _server_info(self) -> ServerInfo:
+        if self._info is None:
+            self._info = self._read_info(self._exchange("GET", self._format.info_path))
+        return self._info
+
+    def _read_info(self, response: httpx.Response) -> ServerInfo:
+        if response.status_code in (401, 403):
+            self._answer(response, 0, 0)
+        if response.status_code != 200:
+            return ServerInfo(None, None, None)
+        try:
+            return self._format.parse_info(response.json())
+        except ValueError:
+            return ServerInfo(None, None, None)
+
+    def _post(self, call: _Call, start: int, end: int) -> list[float]:
+        response = self._exchange("POST", self._format.rerank_path, self._body(call, start, end))
+        return self._answer(response, start, end - start)
+
+    def score(
+        self,
+        query: InputLike,
+        documents: Sequence[InputLike],
+        *,
+        instruction: str | None = None,
+        task: str | None = None,
+    ) -> list[float]:
+        """Score every document against the query on the server.
+
+        Args:
+            query: Text, image, ``{"text":..., "image":...}`` or ``RerankInput``.
+            documents: The candidates, each in any of the same forms.
+            instruction: Free instruction text, sent as it is.
+            task: A template name, resolved here; its instruction text is sent.
+
+        Returns:
+            One score in [0, 1] per document, in input order. ``[]`` for no documents.
+
+        Raises:
+            InvalidInputError: The query or a document is invalid (checked here, or refused
+                by the server); names the item, as the engine does.
+            ConfigurationError: Both or a bad ``task``/``instruction``.
+            AuthenticationError: The server refused the API key (or none was given).
+            ServerUnavailableError: The server cannot be reached, or stayed busy.
+            ServerTimeoutError: The server did not answer within ``timeout``.
+            RemoteError: Any other error answer (the message carries the server's detail).
+
+        """
+        call = self._prepare(query, documents, instruction, task)
+        if call is None:
+            return []
+        ranges = self._split(call, self._server_info())
+        if len(ranges) == 1:
+            outcomes: list[Any] = [_outcome(self._post, call, *ranges[0])]
+        else:
+            with ThreadPoolExecutor(min(len(ranges), self.max_concurrency), thread_name_prefix="lychee-remote") as pool:
+                outcomes = list(pool.map(lambda r: _outcome(self._post, call, *r), ranges))
+        return self._merge(call, ranges, outcomes)
+
+    def rerank(
+        self,
+        query: InputLike,
+        documents: Sequence[InputLike],
+        *,
+        instruction: str | None = None,
+        task: str | None = None,
+        top_n: int | None = None,
+    ) -> list[RerankResult]:
+        """Score the documents on the server and return them best first.
+
+        Arguments and errors are those of :meth:`score`; ``top_n`` keeps the best ``top_n``
+        (``None`` keeps all).
+
+        Raises:
+            ConfigurationError: ``top_n`` is not a positive integer or ``None``.
+
+        """
+        rank([], top_n)
+        return rank(self.score(query, documents, instruction=instruction, task=task), top_n)
+
+    # ------------------------------------------------------------------ async
+
+    async def _aexchange(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        import httpx
+
+        attempts = Attempts(self._replicas, self.timeout, self.max_retries, self.backoff, path)
+        client = self._async_client()
+        while True:
+            url, wait, timeout = attempts.next()
+            if wait:
+                await asyncio.sleep(wait)
+            try:
+                response = await client.request(method, url, json=body, timeout=timeout)
+            except httpx.TransportError as exc:
+                attempts.transport_failed(url, exc)
+                continue
+            if response.status_code in RETRY_STATUSES:
+                attempts.status_failed(
+                    url, response.status_code, response.headers.get("Retry-After"), self._detail(response)[0]
+                )
+                continue
+            attempts.succeeded()
+            return response
+
+    async def _aserver_info(self) -> ServerInfo:
+        if self._info is None:
+            self._info = self._read_info(await self._aexchange("GET", self._format.info_path))
+        return self._info
+
+    async def _apost(self, call: _Call, start: int, end: int) -> list[float]:
+        response = await self._aexchange("POST", self._format.rerank_path, self._body(call, start, end))
+        return self._answer(response, start, end - start)
+
+    async def ascore(
+        self,
+        query: InputLike,
+        documents: Sequence[InputLike],
+        *,
+        instruction: str | None = None,
+        task: str | None = None,
+    ) -> list[float]:
+        """Like :meth:`score`, without blocking the event loop (images are read in a worker thread).
+
+        Example:
+            >>> scores = await reranker.ascore("a red car", ["a red sports car", "a banana"])  # doctest: +SKIP
+
+        """
+        if isinstance(query, str) and isinstance(documents, Sequence) and all(isinstance(d, str) for d in documents):
+            call = self._prepare(query, documents, instruction, task)
+        else:
+            call = await asyncio.to_thread(self._prepare, query, documents, instruction, task)
+        if call is None:
+            return []
+        ranges = self._split(call, await self._aserver_info())
+        limit = asyncio.Semaphore(self.max_concurrency)
+
+        async def post(start: int, end: int) -> list[float]:
+            async with limit:
+                return await self._apost(call, start, end)
+
+        outcomes = await asyncio.gather(*(post(*r) for r in ranges), return_exceptions=True)
+        return self._merge(call, ranges, list(outcomes))
+
+    async def arerank(
+        self,
+        query: InputLike,
+        documents: Sequence[InputLike],
+        *,
+        instruction: str | None = None,
+        task: str | None = None,
+        top_n: int | None = None,
+    ) -> list[RerankResult]:
+        """Like :meth:`rerank`, without blocking the event loop."""
+        rank([], top_n)
+        return rank(await self.ascore(query, documents, instruction=instruction, task=task), top_n)
+
+
+def _outcome(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except Exception as exc:
+        return exc
+
+
+def _async_hook(hook: Any) -> Any:
+    async def run(value: Any) -> None:
+        result = hook(value)
+        if asyncio.iscoroutine(result):
+            await result
+
+    return run

@@ -81,11 +81,12 @@ def evaluate(
     instructions = {name: resolve_instruction(task, text) for name, (task, text) in systems.items()}
     reranked: dict[str, Run] = {name: {} for name in systems}
     first_cut: Run = {}
-    pairs = 0
+    pairs = empty = 0
     for query_id in tqdm(query_ids, desc="queries", unit="query", file=sys.stderr, disable=not progress):
         candidates = top_k(first.get(query_id, {}), top_k_docs)
         first_cut[query_id] = {doc: first[query_id][doc] for doc in candidates}
         if not candidates:
+            empty += 1  # counted as a miss (every metric 0) for every system
             continue
         query = dataset.queries[query_id].as_input()
         documents = [dataset.corpus[doc].as_input() for doc in candidates]
@@ -111,6 +112,7 @@ def evaluate(
         "queries": len(dataset.queries),
         "evaluated_queries": len(query_ids),
         "skipped_queries": skipped,
+        "queries_without_candidates": empty,
         "documents": len(dataset.corpus),
         "scored_pairs": pairs,
     }

@@ -225,7 +225,7 @@ def _eval_parser(commands: Any) -> None:
         epilog="examples:\n"
         "  lychee eval examples/data/eval --run examples/data/eval/run.trec --model ./tiny\n"
         "  lychee eval ./scifact --top-k 100 --output results.json --save-run reranked.trec\n"
-        "  lychee eval ./kb --compare-templates web_search,question_answering --output compare.json",
+        "  lychee eval ./kb --compare-templates web_search,knowledge_base_guide --output compare.json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("dataset", type=Path, metavar="DATASET_DIR", help="the dataset directory (BEIR layout)")

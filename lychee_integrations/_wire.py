@@ -249,5 +249,42 @@ class LycheeFormat:
         return (str(detail) if detail is not None else ""), lines
 
 
+def _vllm_input(value: WireInput) -> Any:
+    if not value.images:
+        return value.text or ""
+    parts: list[dict[str, Any]] = [{"type": "image_url", "image_url": {"url": image}} for image in value.images]
+    if value.text is not None:
+        parts.append({"type": "text", "text": value.text})
+    return {"content": parts}
+
+
+class VLLMFormat(LycheeFormat):
+    """vLLM's ``POST /v1/rerank`` as ``lychee vllm-serve`` starts it (docs/vllm.md).
+
+    Images travel as ``image_url`` content parts (before the text, as the recipe orders
+    them); the instruction as vLLM's ``instruction`` field, which the shipped chat template
+    reads. vLLM publishes no document cap: the model comes from ``GET /v1/models``.
+    """
+
+    name = "vllm"
+    info_path = "/v1/models"
+
+    def build(
+        self, query: WireInput, documents: Sequence[WireInput], instruction: str | None, model: str | None
+    ) -> Any:
+        body: dict[str, Any] = {"query": _vllm_input(query), "documents": [_vllm_input(d) for d in documents]}
+        if model is not None:
+            body["model"] = model
+        if instruction is not None:
+            body["instruction"] = instruction
+        return body
+
+    def parse_info(self, body: Any) -> ServerInfo:
+        data = body.get("data") if isinstance(body, dict) else None
+        first = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
+        model = first.get("id")
+        return ServerInfo(model if isinstance(model, str) else None, None, None)
+
+
 #: Wire formats by the name ``RemoteReranker(protocol=...)`` takes.
-FORMATS: dict[str, WireFormat] = {"lychee": LycheeFormat()}
+FORMATS: dict[str, WireFormat] = {"lychee": LycheeFormat(), "vllm": VLLMFormat()}

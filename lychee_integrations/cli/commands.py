@@ -19,16 +19,28 @@ from lychee_integrations.cli.documents import (
 from lychee_integrations.errors import ConfigurationError, InvalidInputError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from lychee_integrations.engine import LycheeReranker
     from lychee_integrations.inputs import RerankInput
+    from lychee_integrations.scoring import Scorer
     from lychee_integrations.service.settings import ServiceSettings
 
-__all__ = ["cmd_build_tiny", "cmd_rerank", "cmd_serve", "cmd_templates", "cmd_ui", "cmd_vllm_serve"]
+__all__ = [
+    "build_eval_scorer",
+    "cmd_build_tiny",
+    "cmd_eval",
+    "cmd_rerank",
+    "cmd_serve",
+    "cmd_templates",
+    "cmd_ui",
+    "cmd_vllm_serve",
+]
 
 logger = logging.getLogger(__name__)
 
 
-def _reranker(args: argparse.Namespace) -> LycheeReranker:
+def _reranker(args: argparse.Namespace, **extra: Any) -> LycheeReranker:
     from transformers.utils import logging as transformers_logging
 
     from lychee_integrations.config import default_model
@@ -42,6 +54,7 @@ def _reranker(args: argparse.Namespace) -> LycheeReranker:
         dtype=args.dtype,
         max_length=args.max_length,
         batch_size=args.batch_size,
+        **extra,
     )
 
 
@@ -286,3 +299,57 @@ def cmd_vllm_serve(args: argparse.Namespace) -> int:
     logger.warning("starting: %s", shlex.join(command))
     os.execv(command[0], command)
     return 0  # pragma: no cover - execv does not return
+
+
+def build_eval_scorer(args: argparse.Namespace, dataset_root: Path) -> Scorer:
+    """Build the Scorer ``lychee eval`` uses: the in-process engine, reading local images only inside the dataset.
+
+    The one place that picks a backend from the arguments (a remote backend plugs in here).
+    """
+    from lychee_integrations.images import ImagePolicy
+
+    return _reranker(args, image_policy=ImagePolicy(allow_remote=False, local_root=dataset_root.resolve()))
+
+
+def _eval_systems(args: argparse.Namespace) -> dict[str, tuple[str | None, str | None]]:
+    from lychee_integrations.instructions import resolve_instruction
+
+    if args.compare_templates:
+        names = [name.strip() for name in args.compare_templates.split(",") if name.strip()]
+        if not names:
+            raise UsageError("argument --compare-templates: give template names separated by commas")
+        if len(set(names)) != len(names):
+            raise UsageError("argument --compare-templates: a template is named twice")
+        systems: dict[str, tuple[str | None, str | None]] = {name: (name, None) for name in names}
+    else:
+        systems = {"reranked": (args.task, args.instruction)}
+    for task, text in systems.values():
+        try:
+            resolve_instruction(task, text)
+        except ConfigurationError as exc:
+            option = "--compare-templates" if args.compare_templates else "--task" if task else "--instruction"
+            raise UsageError(f"argument {option}: {exc}") from exc
+    return systems
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Rerank a dataset's first stage, print first stage vs reranked metrics, write JSON and runs."""
+    from lychee_integrations._deps import require
+    from lychee_integrations.eval import evaluate, load_dataset, read_run
+    from lychee_integrations.eval.report import format_table, write_outputs
+
+    require("ir_measures", "eval")
+    systems = _eval_systems(args)
+    dataset = load_dataset(args.dataset, args.split)
+    run = read_run(args.run, dataset) if args.run is not None else None
+    scorer = build_eval_scorer(args, dataset.root)
+    try:
+        report = evaluate(
+            dataset, scorer=scorer, run=run, top_k_docs=args.top_k, systems=systems, progress=not args.no_progress
+        )
+    except InvalidInputError as exc:
+        raise UsageError(f"{args.dataset}: {exc}") from exc
+    print(format_table(report))
+    for path in write_outputs(report, output=args.output, save_run=args.save_run, tag="lychee"):
+        print(f"wrote {path}")
+    return 0

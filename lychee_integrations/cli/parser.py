@@ -8,6 +8,7 @@ from typing import Any
 
 from lychee_integrations.cli.commands import (
     cmd_build_tiny,
+    cmd_eval,
     cmd_rerank,
     cmd_serve,
     cmd_templates,
@@ -243,6 +244,50 @@ def _rerank_parser(commands: Any) -> None:
     parser.set_defaults(handler=cmd_rerank, command_parser=parser, documents=[])
 
 
+def _eval_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "eval",
+        help="measure the reranker on a BEIR-layout dataset: first stage vs reranked",
+        description=_wrap(
+            "Rerank the first stage's top k per query and print NDCG@10, MRR@10, Recall@10 and Recall@k "
+            "(ir-measures) for the first stage and the reranked run. DATASET_DIR holds corpus.jsonl, "
+            "queries.jsonl (image documents and queries: an 'image' path relative to the directory) and "
+            "qrels/SPLIT.tsv. See docs/eval.md."
+        ),
+        epilog="examples:\n"
+        "  lychee eval examples/data/eval --run examples/data/eval/run.trec --model ./tiny\n"
+        "  lychee eval ./scifact --top-k 100 --output results.json --save-run reranked.trec\n"
+        "  lychee eval ./kb --compare-templates web_search,knowledge_base_guide --output compare.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("dataset", type=Path, metavar="DATASET_DIR", help="the dataset directory (BEIR layout)")
+    parser.add_argument("--split", default="test", help="qrels/SPLIT.tsv to evaluate on (default: test)")
+    parser.add_argument(
+        "--run", type=Path, metavar="TREC_RUN", help="first-stage run (six-column TREC); default: BM25 over text"
+    )
+    parser.add_argument(
+        "--top-k", type=_positive_int, default=50, metavar="K", help="first-stage documents reranked per query (50)"
+    )
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--task", metavar="NAME", help="an instruction template (see: lychee templates)")
+    how.add_argument("--instruction", metavar="TEXT", help="a free instruction")
+    how.add_argument(
+        "--compare-templates", metavar="A,B,C", help="rerank once per template and compare them (comma-separated)"
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument("--output", "-o", type=Path, metavar="JSON", help="write metrics and settings as JSON")
+    out.add_argument(
+        "--save-run",
+        type=Path,
+        metavar="TREC",
+        help="write the reranked run (six-column TREC); with several templates, one file per template: "
+        "STEM.TEMPLATE.SUFFIX",
+    )
+    out.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    _add_engine_options(parser)
+    parser.set_defaults(handler=cmd_eval, command_parser=parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the ``lychee`` argument parser (sub-commands rerank, templates, build-tiny, serve, ui)."""
     parser = argparse.ArgumentParser(
@@ -303,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_options(ui)
     ui.set_defaults(handler=cmd_ui, command_parser=ui)
     _vllm_serve_parser(commands)
+    _eval_parser(commands)
     return parser
 
 

@@ -1,0 +1,119 @@
+"""Rerank a first stage's top k per query with any Scorer and measure both."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from lychee_integrations.errors import LycheeError
+from lychee_integrations.eval.dataset import Dataset
+from lychee_integrations.eval.first_stage import Run, bm25_run, top_k
+from lychee_integrations.eval.metrics import compute_metrics
+from lychee_integrations.scoring import Scorer
+
+__all__ = ["EvalReport", "evaluate"]
+
+logger = logging.getLogger(__name__)
+
+FIRST_STAGE = "first_stage"
+
+
+@dataclass
+class EvalReport:
+    """What :func:`evaluate` measured: metrics and runs per system, and the settings."""
+
+    metrics: dict[str, dict[str, float]]
+    runs: dict[str, Run]
+    instructions: dict[str, str]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON written by ``--output``."""
+        return {"settings": self.settings, "instructions": self.instructions, "metrics": self.metrics}
+
+
+def evaluate(
+    dataset: Dataset,
+    *,
+    scorer: Scorer,
+    run: Run | None = None,
+    top_k_docs: int = 50,
+    systems: dict[str, tuple[str | None, str | None]] | None = None,
+    progress: bool = False,
+) -> EvalReport:
+    """Rerank each query's first-stage top k with ``scorer`` (one call per query) and measure.
+
+    Args:
+        dataset: From :func:`~lychee_integrations.eval.load_dataset`.
+        scorer: Any :class:`~lychee_integrations.scoring.Scorer` (engine, remote, fake).
+        run: The first stage; BM25 over the corpus text when ``None``.
+        top_k_docs: How many first-stage documents to rerank per query.
+        systems: ``{name: (task, instruction)}``; one reranked system ``"reranked"`` with the
+            default instruction when ``None``.
+        progress: Show a tqdm bar with ETA over queries on stderr.
+
+    Returns:
+        The report; ``metrics`` holds ``first_stage`` and each reranked system. Queries without
+        qrels are skipped and counted in ``settings["skipped_queries"]``.
+
+    Raises:
+        DatasetError: BM25 was asked for and a query has no text.
+        InvalidInputError: The scorer refused an input.
+
+    Example:
+        >>> report = evaluate(load_dataset("examples/data/eval"), scorer=FakeScorer())  # doctest: +SKIP
+
+    """
+    from tqdm import tqdm
+
+    from lychee_integrations.instructions import resolve_instruction
+
+    systems = systems or {"reranked": (None, None)}
+    first = run if run is not None else bm25_run(dataset, top_k_docs)
+    query_ids = [q for q in dataset.queries if q in dataset.qrels]
+    skipped = len(dataset.queries) - len(query_ids)
+    if skipped:
+        logger.warning(
+            "%d of %d queries have no qrels in split %r and are skipped", skipped, len(dataset.queries), dataset.split
+        )
+    instructions = {name: resolve_instruction(task, text) for name, (task, text) in systems.items()}
+    reranked: dict[str, Run] = {name: {} for name in systems}
+    first_cut: Run = {}
+    pairs = empty = 0
+    for query_id in tqdm(query_ids, desc="queries", unit="query", file=sys.stderr, disable=not progress):
+        candidates = top_k(first.get(query_id, {}), top_k_docs)
+        first_cut[query_id] = {doc: first[query_id][doc] for doc in candidates}
+        if not candidates:
+            empty += 1  # counted as a miss (every metric 0) for every system
+            continue
+        query = dataset.queries[query_id].as_input()
+        documents = [dataset.corpus[doc].as_input() for doc in candidates]
+        for name, instruction in instructions.items():
+            scores = scorer.score(query, documents, instruction=instruction)
+            if len(scores) != len(candidates):
+                raise LycheeError(
+                    f"scorer {scorer.model_name} returned {len(scores)} scores for {len(candidates)} documents "
+                    f"(query {query_id!r})"
+                )
+            reranked[name][query_id] = dict(zip(candidates, (float(s) for s in scores), strict=True))
+            pairs += len(candidates)
+    qrels = {q: dataset.qrels[q] for q in query_ids}
+    metrics = {FIRST_STAGE: compute_metrics(qrels, first_cut, top_k_docs)}
+    for name, system_run in reranked.items():
+        metrics[name] = compute_metrics(qrels, system_run, top_k_docs)
+    settings = {
+        "model": scorer.model_name,
+        "dataset": str(dataset.root),
+        "split": dataset.split,
+        "top_k": top_k_docs,
+        "first_stage": "run" if run is not None else "bm25",
+        "queries": len(dataset.queries),
+        "evaluated_queries": len(query_ids),
+        "skipped_queries": skipped,
+        "queries_without_candidates": empty,
+        "documents": len(dataset.corpus),
+        "scored_pairs": pairs,
+    }
+    return EvalReport(metrics, {FIRST_STAGE: first_cut, **reranked}, instructions, settings)

@@ -89,6 +89,9 @@ PY
     echo "$STAMP_TEXT" >"$STAMP"
 fi
 
-log "step 4b: this package (editable, --no-deps) from $REPO"
+log "step 4b: LangChain, for the adapter test against vLLM's server (llama-index-core wants a newer setuptools than vLLM pins)"
+"$VENV/bin/pip" install "${PIP_ARGS[@]}" -q "langchain-core>=1,<2" "setuptools==78.1.1"
+
+log "step 4c: this package (editable, --no-deps) from $REPO"
 "$VENV/bin/pip" install "${PIP_ARGS[@]}" -q --no-deps -e "$REPO"
 "$VENV/bin/python" -c "import vllm, transformers, torch, lychee_integrations; print('vllm', vllm.__version__, 'transformers', transformers.__version__, 'torch', torch.__version__)" 2>/dev/null

@@ -71,22 +71,25 @@ def main() -> None:
             query, docs, instruction = WORKLOADS[name]()
             n = len(docs)
             on.score(query, docs, instruction=instruction)  # warm-up
-            t_on = best_of(lambda: on.score(query, docs, instruction=instruction), args.repeat)
-            t_off = best_of(lambda: off.score(query, docs, instruction=instruction), args.repeat)
+            t_on = best_of(lambda q=query, d=docs, i=instruction: on.score(q, d, instruction=i), args.repeat)
+            t_off = best_of(lambda q=query, d=docs, i=instruction: off.score(q, d, instruction=i), args.repeat)
             s_on = on.score(query, docs, instruction=instruction)
             s_off = off.score(query, docs, instruction=instruction)
             print(f"\n{name} workload: {n} documents")
             print(f"  reuse on : {n / t_on:8.2f} docs/s")
             print(f"  reuse off: {n / t_off:8.2f} docs/s")
             print(f"  ratio on/off: {t_off / t_on:.2f}x")
-            print(f"  largest score difference on vs off: {max(abs(a - b) for a, b in zip(s_on, s_off)):.2e}")
+            diff = max(abs(a - b) for a, b in zip(s_on, s_off, strict=True))
+            print(f"  largest score difference on vs off: {diff:.2e}")
             if reference is not None:
                 q_text, q_images = as_pair(query)
                 start = time.perf_counter()
                 s_ref = [reference.score(instruction, q_text, q_images, *as_pair(d))[0] for d in docs]
                 t_ref = time.perf_counter() - start
                 print(f"  reference (one pair per forward): {n / t_ref:8.2f} docs/s; on/reference {t_ref / t_on:.2f}x")
-                print(f"  largest score difference on vs reference: {max(abs(a - b) for a, b in zip(s_on, s_ref)):.2e}")
+                print(
+                    f"  largest score difference on vs reference: {max(abs(a - b) for a, b in zip(s_on, s_ref, strict=False)):.2e}"
+                )
 
 
 if __name__ == "__main__":

@@ -62,6 +62,11 @@ class RerankerConfig:
         trust_remote_code: Allow custom code from the checkpoint (not needed for Lychee).
         show_progress: Show a tqdm progress bar over batches.
         image_policy: What the image loader may read (see :class:`ImagePolicy`).
+        prefix_reuse: Run the tokens pairs share (system prompt, instruction, query) once per
+            run and only each pair's remainder per batch, when at least 32 tokens are shared by
+            at least 2 pairs. Exact; turn off only to compare.
+        preprocess_workers: Threads that load images and tokenize documents (default: the
+            machine's cores, at most 4; 1 preprocesses in the calling thread).
 
     """
 
@@ -81,6 +86,8 @@ class RerankerConfig:
     trust_remote_code: bool = False
     show_progress: bool = False
     image_policy: ImagePolicy = field(default_factory=ImagePolicy)
+    prefix_reuse: bool = True
+    preprocess_workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -98,7 +105,9 @@ class RerankerConfig:
             )
         if self.quantization not in QUANTIZATION:
             raise ConfigurationError(f"quantization {self.quantization!r} is not supported; use None, '4bit' or '8bit'")
-        for name in ("max_length", "min_pixels", "max_pixels", "batch_size", "max_batch_tokens"):
+        if not isinstance(self.prefix_reuse, bool):
+            raise ConfigurationError(f"prefix_reuse must be True or False, got {self.prefix_reuse!r}")
+        for name in ("max_length", "min_pixels", "max_pixels", "batch_size", "max_batch_tokens", "preprocess_workers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from lychee_integrations.batching import run_batched
 from lychee_integrations.config import DEFAULT_MODEL, RerankerConfig
@@ -24,6 +24,9 @@ from lychee_integrations.instructions import InstructionRegistry, default_regist
 from lychee_integrations.prompt import EncodedPair, PromptEncoder, Side
 from lychee_integrations.results import RerankResult, rank
 from lychee_integrations.telemetry import emit
+
+if TYPE_CHECKING:
+    from lychee_integrations.model import PrefixState
 
 __all__ = ["LycheeReranker"]
 
@@ -69,6 +72,7 @@ class _Runtime:
 
     def _run_jobs(self, jobs: list[_Job]) -> None:
         from lychee_integrations.model import ImageCache, is_out_of_memory
+        from lychee_integrations.prefix import group_by_prefix
 
         everything = [pair for job in jobs for pair in job.pairs]
         cache = ImageCache(everything)
@@ -79,26 +83,59 @@ class _Runtime:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(everything), desc="lychee rerank", unit="pair")
+        model = self.model
+        started_run = time.perf_counter()
+        stage = {"prefix": 0.0, "batches": 0.0}
 
-        def score_batch(batch: list[EncodedPair]) -> list[float]:
-            started = time.perf_counter()
-            out = self.model.score_batch(batch, cache)
-            emit("batch_seconds", time.perf_counter() - started)
-            emit("batch_pairs", len(batch))
-            emit("batch_tokens", len(batch) * max(len(p) for p in batch))
-            return out
+        def timed(fn: Callable[[list[EncodedPair]], list[float]], offset: int) -> Callable[..., list[float]]:
+            def run(batch: list[EncodedPair]) -> list[float]:
+                started = time.perf_counter()
+                out = fn(batch)
+                elapsed = time.perf_counter() - started
+                stage["batches"] += elapsed
+                emit("batch_seconds", elapsed)
+                emit("batch_pairs", len(batch))
+                emit("batch_tokens", len(batch) * (max(len(p) for p in batch) - offset))
+                return out
 
-        try:
-            scores = run_batched(
-                everything,
-                [len(p) for p in everything],
-                score_batch,
+            return run
+
+        def batched(
+            pairs: list[EncodedPair], fn: Callable[[list[EncodedPair]], list[float]], offset: int
+        ) -> list[float]:
+            return run_batched(
+                pairs,
+                [len(p) - offset for p in pairs],
+                timed(fn, offset),
                 max_batch_size=self.config.batch_size,
                 max_batch_tokens=self.config.max_batch_tokens,
                 is_oom=is_out_of_memory,
-                after_oom=self.model.free_memory,
+                after_oom=model.free_memory,
                 progress=bar.update if bar is not None else lambda n: None,
             )
+
+        try:
+            scores: list[float] = [0.0] * len(everything)
+            if self.config.prefix_reuse:
+                groups, alone = group_by_prefix(everything, model.image_token_id)
+            else:
+                groups, alone = [], list(range(len(everything)))
+            for group in groups:
+                members = [everything[i] for i in group.indices]
+                started = time.perf_counter()
+                state = model.run_prefix(members[0], group.length, cache)
+                stage["prefix"] += time.perf_counter() - started
+
+                def suffix(batch: list[EncodedPair], state: PrefixState = state) -> list[float]:
+                    return model.score_suffix(batch, state, cache)
+
+                for i, score in zip(group.indices, batched(members, suffix, group.length), strict=True):
+                    scores[i] = score
+                del state
+            if alone:
+                plain = batched([everything[i] for i in alone], lambda b: model.score_batch(b, cache), 0)
+                for i, score in zip(alone, plain, strict=True):
+                    scores[i] = score
         except BaseException as exc:
             for job in jobs:
                 job.error, job.done = exc, True
@@ -106,6 +143,14 @@ class _Runtime:
         finally:
             if bar is not None:
                 bar.close()
+        logger.debug(
+            "scored %d pairs in %.3fs: %d prefix group(s) %.3fs, batches %.3fs",
+            len(everything),
+            time.perf_counter() - started_run,
+            len(groups),
+            stage["prefix"],
+            stage["batches"],
+        )
         emit("pairs_scored", len(everything))
         emit("tokens_scored", sum(len(p) for p in everything))
         start = 0

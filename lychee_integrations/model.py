@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from lychee_integrations._deps import require
@@ -27,7 +28,16 @@ class ImageCache:
         self.embeddings: dict[int, Any] = {}
 
 
-__all__ = ["ImageCache", "LoadedModel", "free_device_memory", "is_out_of_memory"]
+@dataclass(frozen=True)
+class PrefixState:
+    """A shared prefix run once: its length, how many of its pairs' images it holds, its KV cache."""
+
+    length: int
+    n_images: int
+    cache: Any
+
+
+__all__ = ["ImageCache", "LoadedModel", "PrefixState", "free_device_memory", "is_out_of_memory"]
 
 logger = logging.getLogger(__name__)
 
@@ -231,6 +241,118 @@ class LoadedModel:
         # The model's forward concatenates a per-image tuple, as get_image_features returns it.
         pooled = tuple(embeddings[id(f)] for f in images)
         return BaseModelOutputWithPooling(pooler_output=pooled)  # type: ignore[arg-type]
+
+    def _positions(self, input_ids: Sequence[int], images: Sequence[ImageFeatures]) -> Any:
+        """Return the rotary positions of one whole, unpadded sequence, as ``(3, length)``.
+
+        The model's own ``get_rope_index`` computes them when the sequence holds images,
+        so this follows whatever position scheme the checkpoint's architecture uses.
+        """
+        import torch
+
+        ids = torch.tensor([input_ids], dtype=torch.long, device=self.device)
+        if not images:
+            return torch.arange(len(input_ids), device=self.device).expand(3, -1)
+        position_ids, _ = self.model.model.get_rope_index(
+            ids,
+            mm_token_type_ids=(ids == self.image_token_id).int(),
+            image_grid_thw=torch.cat([f.grid_thw for f in images]).to(self.device),
+            attention_mask=torch.ones_like(ids),
+        )
+        return position_ids[:, 0, :]
+
+    def run_prefix(self, pair: EncodedPair, length: int, image_cache: ImageCache | None = None) -> PrefixState:
+        """Run the first ``length`` tokens of ``pair`` once and keep their key/value cache.
+
+        Args:
+            pair: Any pair of the group (all share these tokens and images).
+            length: The shared prefix's length, from :func:`~lychee_integrations.prefix.group_by_prefix`.
+            image_cache: Embeddings of shared images (see :class:`ImageCache`).
+
+        Returns:
+            What :meth:`score_suffix` needs to score the group's pairs against the prefix.
+
+        """
+        import torch
+        from transformers import DynamicCache
+
+        from lychee_integrations.prefix import image_spans
+
+        n_images = sum(1 for _, end in image_spans(pair.input_ids, self.image_token_id) if end <= length)
+        images = pair.images[:n_images]
+        ids = torch.tensor([pair.input_ids[:length]], dtype=torch.long, device=self.device)
+        positions = self._positions(pair.input_ids, pair.images)[:, :length].unsqueeze(1)
+        inputs: dict[str, Any] = {}
+        cache = DynamicCache()
+        with torch.inference_mode():
+            if images:
+                inputs["mm_encoder_outputs"] = {"image": self._image_embeddings(images, image_cache)}
+            self.model.model(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                position_ids=positions,
+                cache=cache,
+                use_cache=True,
+                **inputs,
+            )
+        return PrefixState(length=length, n_images=n_images, cache=cache)
+
+    def score_suffix(
+        self, pairs: Sequence[EncodedPair], prefix: PrefixState, image_cache: ImageCache | None = None
+    ) -> list[float]:
+        """Score pairs that share ``prefix``, running only their remaining tokens.
+
+        The suffixes are right-padded after the prefix (padding never sits inside it), each
+        row keeps the positions its whole sequence would have, and each row's score is read
+        at its own last real token.
+
+        Args:
+            pairs: Pairs of one prefix group.
+            prefix: From :meth:`run_prefix` on the same group.
+            image_cache: Embeddings of shared images (see :class:`ImageCache`).
+
+        """
+        import torch
+        from transformers import DynamicCache
+
+        rows, start = len(pairs), prefix.length
+        width = max(len(p) for p in pairs) - start
+        input_ids = torch.full((rows, width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((rows, start + width), dtype=torch.long)
+        mask[:, :start] = 1
+        positions = torch.zeros((3, rows, width), dtype=torch.long, device=self.device)
+        images: list[ImageFeatures] = []
+        for row, pair in enumerate(pairs):
+            n = len(pair) - start
+            input_ids[row, :n] = torch.tensor(pair.input_ids[start:], dtype=torch.long)
+            mask[row, start : start + n] = 1
+            full = self._positions(pair.input_ids, pair.images)[:, start:]
+            positions[:, row, :n] = full
+            positions[:, row, n:] = full[:, -1:] + 1
+            images.extend(pair.images[prefix.n_images :])
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        cache = DynamicCache(
+            ddp_cache_data=[
+                (layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1))
+                for layer in prefix.cache.layers
+            ]
+        )
+        inputs: dict[str, Any] = {}
+        with torch.inference_mode():
+            if images:
+                inputs["mm_encoder_outputs"] = {"image": self._image_embeddings(images, image_cache)}
+            hidden = self.model.model(
+                input_ids=input_ids,
+                attention_mask=mask,
+                position_ids=positions,
+                cache=cache,
+                use_cache=True,
+                **inputs,
+            ).last_hidden_state
+            last = torch.tensor([len(p) - start - 1 for p in pairs], device=self.device)
+            picked = hidden[torch.arange(rows, device=self.device), last]
+            logits = picked.float() @ self.w_diff + self.b_diff
+            return [float(v) for v in torch.sigmoid(logits).cpu()]
 
     def free_memory(self) -> None:
         """Release cached device memory (after an out-of-memory error)."""

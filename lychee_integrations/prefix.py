@@ -1,0 +1,151 @@
+"""Finding the token prefix that pairs share, so the language model reads it once.
+
+Every pair of a call starts with the same system prompt, instruction and query (for an
+image query, hundreds of visual tokens). :func:`group_by_prefix` groups the pairs of one
+run (which may hold several calls with different queries) by their longest common prefix
+of token ids: no assumption is made about where the query ends, since a BPE merge may
+straddle the query/document boundary. A prefix never ends inside an image, and an image
+inside it must be the same image (same patches) in every pair of the group.
+
+This module is pure Python (no torch import); the model side is
+:meth:`lychee_integrations.model.LoadedModel.run_prefix` and ``score_suffix``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lychee_integrations.prompt import EncodedPair, ImageFeatures
+
+__all__ = ["PrefixGroup", "group_by_prefix", "image_spans", "shared_prefix_length"]
+
+#: Reuse pays from this many shared tokens (below it, the extra pass costs more than it saves).
+MIN_PREFIX_TOKENS = 32
+#: Reuse pays from this many pairs sharing the prefix.
+MIN_GROUP_PAIRS = 2
+
+
+@dataclass(frozen=True)
+class PrefixGroup:
+    """Pairs (indices into the run) whose first ``length`` tokens, images included, are identical."""
+
+    indices: tuple[int, ...]
+    length: int
+
+
+def image_spans(input_ids: Sequence[int], image_token_id: int) -> list[tuple[int, int]]:
+    """Return ``[start, end)`` of each image's run of visual tokens, in order.
+
+    Example:
+        >>> image_spans([1, 9, 9, 2, 9, 3], 9)
+        [(1, 3), (4, 5)]
+
+    """
+    spans: list[tuple[int, int]] = []
+    start = -1
+    for position, token in enumerate(input_ids):
+        if token == image_token_id:
+            if start < 0:
+                start = position
+        elif start >= 0:
+            spans.append((start, position))
+            start = -1
+    if start >= 0:
+        spans.append((start, len(input_ids)))
+    return spans
+
+
+def _same_image(a: ImageFeatures, b: ImageFeatures) -> bool:
+    if a is b:
+        return True
+    import torch
+
+    return bool(torch.equal(a.grid_thw, b.grid_thw) and torch.equal(a.pixel_values, b.pixel_values))
+
+
+def shared_prefix_length(a: EncodedPair, b: EncodedPair, image_token_id: int) -> int:
+    """Length of the longest prefix ``a`` and ``b`` share, never ending inside an image.
+
+    Token ids must match, and every image wholly inside the prefix must be the same image;
+    the prefix is cut back to the start of the first image that differs or is not whole.
+    It also leaves each pair at least one token of its own (the one whose state is scored).
+    """
+    limit = min(len(a), len(b)) - 1
+    length = 0
+    while length < limit and a.input_ids[length] == b.input_ids[length]:
+        length += 1
+    for number, (start, end) in enumerate(image_spans(a.input_ids[: length + 1], image_token_id)):
+        if start >= length:
+            break
+        if end > length or not _same_image(a.images[number], b.images[number]):
+            return start
+    return length
+
+
+def _pays(n_pairs: int, length: int, min_tokens: int, min_pairs: int) -> bool:
+    return n_pairs >= min_pairs and length >= min_tokens
+
+
+def group_by_prefix(
+    pairs: Sequence[EncodedPair],
+    image_token_id: int,
+    *,
+    min_tokens: int = MIN_PREFIX_TOKENS,
+    min_pairs: int = MIN_GROUP_PAIRS,
+) -> tuple[list[PrefixGroup], list[int]]:
+    """Group pairs by shared prefix where running the prefix once pays.
+
+    Pairs are sorted by token ids, so pairs with long common prefixes are neighbours; a
+    run of neighbours shares the smallest of their neighbour-to-neighbour prefixes. The
+    split that saves most tokens is chosen (a run is split at its shortest links when the
+    parts together save more than the whole, e.g. two queries behind one system prompt).
+
+    Args:
+        pairs: The run's encoded pairs.
+        image_token_id: The checkpoint's image placeholder token.
+        min_tokens: Smallest prefix worth a separate pass.
+        min_pairs: Fewest pairs worth a separate pass.
+
+    Returns:
+        The groups, and the indices of pairs that run without reuse.
+
+    Example:
+        >>> a = EncodedPair(tuple(range(40)) + (7,), ())
+        >>> b = EncodedPair(tuple(range(40)) + (8,), ())
+        >>> group_by_prefix([a, b, EncodedPair((5, 6), ())], 99)
+        ([PrefixGroup(indices=(0, 1), length=40)], [2])
+
+    """
+    order = sorted(range(len(pairs)), key=lambda i: pairs[i].input_ids)
+    links = [shared_prefix_length(pairs[order[k]], pairs[order[k + 1]], image_token_id) for k in range(len(order) - 1)]
+    groups: list[PrefixGroup] = []
+    alone: list[int] = []
+
+    def best(lo: int, hi: int) -> tuple[int, list[tuple[int, int, int]]]:
+        """Most tokens saved over order[lo:hi] and the segments (lo, hi, prefix) that save them."""
+        if hi - lo < 2:
+            return 0, []
+        shortest = min(links[lo : hi - 1])
+        whole = (hi - lo - 1) * shortest if _pays(hi - lo, shortest, min_tokens, min_pairs) else 0
+        parts_saved = 0
+        parts: list[tuple[int, int, int]] = []
+        start = lo
+        for k in range(lo, hi - 1):
+            if links[k] == shortest:
+                saved, segments = best(start, k + 1)
+                parts_saved, parts = parts_saved + saved, parts + segments
+                start = k + 1
+        saved, segments = best(start, hi)
+        parts_saved, parts = parts_saved + saved, parts + segments
+        if whole > 0 and whole >= parts_saved:
+            return whole, [(lo, hi, shortest)]
+        return parts_saved, parts
+
+    _, segments = best(0, len(order))
+    covered: set[int] = set()
+    for lo, hi, length in segments:
+        groups.append(PrefixGroup(tuple(sorted(order[lo:hi])), length))
+        covered.update(order[lo:hi])
+    alone = [i for i in range(len(pairs)) if i not in covered]
+    return groups, alone

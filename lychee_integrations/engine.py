@@ -288,7 +288,7 @@ class LycheeReranker:
             doc_side = self._side(runtime, to_rerank_input(document, item=item, index=index), item, index)
             return runtime.encoder.encode(instruction, query_side, doc_side, item=item, index=index)
 
-        return map_documents(documents, encode)
+        return map_documents(documents, encode, workers=self.config.preprocess_workers)
 
     def encode(
         self,

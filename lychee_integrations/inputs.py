@@ -170,13 +170,17 @@ def to_query_input(obj: object) -> RerankInput:
     return query
 
 
-def map_documents(documents: Sequence[object], convert: Callable[[object, str, int], T]) -> list[T]:
+def map_documents(
+    documents: Sequence[object], convert: Callable[[object, str, int], T], *, workers: int = 1
+) -> list[T]:
     """Apply ``convert(document, item, index)`` to every document, accounting for every failure.
 
     Args:
         documents: The caller's documents.
         convert: Turns one document into what the caller needs; raises
             :class:`InvalidInputError` for a bad one (``item`` is ``"document N"``).
+        workers: Threads that run ``convert`` (image decoding and tokenization release the
+            GIL); results and errors are the same, in input order, whatever the number.
 
     Returns:
         One converted value per document, in input order.
@@ -186,13 +190,26 @@ def map_documents(documents: Sequence[object], convert: Callable[[object, str, i
         InvalidDocumentsError: Several bad documents, each listed in ``problems``.
 
     """
+    def attempt(index: int) -> T | InvalidInputError:
+        try:
+            return convert(documents[index], f"document {index}", index)
+        except InvalidInputError as exc:
+            return exc
+
+    if workers > 1 and len(documents) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(workers, len(documents)), thread_name_prefix="lychee-prep") as pool:
+            outcomes = list(pool.map(attempt, range(len(documents))))
+    else:
+        outcomes = [attempt(index) for index in range(len(documents))]
     converted: list[T] = []
     errors: list[InvalidInputError] = []
-    for index, document in enumerate(documents):
-        try:
-            converted.append(convert(document, f"document {index}", index))
-        except InvalidInputError as exc:
-            errors.append(exc)
+    for outcome in outcomes:
+        if isinstance(outcome, InvalidInputError):
+            errors.append(outcome)
+        else:
+            converted.append(outcome)
     if len(errors) == 1:
         raise errors[0]
     if errors:

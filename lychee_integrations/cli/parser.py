@@ -89,7 +89,11 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
         "--dtype", default="auto", help="auto (default: bf16 on a GPU, fp32 on a CPU), float32, bfloat16, float16"
     )
     group.add_argument(
-        "--max-length", type=_positive_int, default=3200, metavar="TOKENS", help="tokens per pair (default: 3200)"
+        "--max-length",
+        type=_positive_int,
+        default=None,
+        metavar="TOKENS",
+        help="tokens per pair (default: the model family's, 3200 for Lychee)",
     )
     group.add_argument(
         "--batch-size", type=_positive_int, default=16, metavar="N", help="pairs per forward pass (default: 16)"

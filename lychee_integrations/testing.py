@@ -22,7 +22,18 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PRESETS", "preset_config", "QWEN2_VL_CHAT_TEMPLATE", "REAL_VOCAB_SIZE", "build_tiny_checkpoint"]
+__all__ = [
+    "FAMILIES",
+    "PRESETS",
+    "QWEN2_VL_CHAT_TEMPLATE",
+    "QWEN3_VL_CHAT_TEMPLATE",
+    "REAL_VOCAB_SIZE",
+    "build_tiny_checkpoint",
+    "preset_config",
+]
+
+#: Model families :func:`build_tiny_checkpoint` can build.
+FAMILIES = ("lychee", "qwen3-vl")
 
 #: Vocabulary size of the real Qwen2.5-VL language model head.
 REAL_VOCAB_SIZE = 152064
@@ -42,6 +53,19 @@ QWEN2_VL_CHAT_TEMPLATE = (
     "Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
     "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
     "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+#: A Qwen3-VL-style chat template (written from the format: system, user and assistant turns,
+#: ``<|vision_start|><|image_pad|><|vision_end|>`` per image, no default system message).
+QWEN3_VL_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
 #: Architecture sizes: ``tiny`` for tests; ``small`` (8 layers of 512, head size 64) for CPU benchmarks
@@ -193,9 +217,101 @@ def preset_config(preset: str, vocab_size: int, token_ids: dict[str, int]) -> An
     return config
 
 
+def _qwen3_vl_config(vocab_size: int, ids: dict[str, int]) -> Any:
+    from transformers import Qwen3VLConfig
+
+    return Qwen3VLConfig(
+        text_config={
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "vocab_size": vocab_size,
+            "max_position_embeddings": 128000,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 5000000.0,
+                "mrope_section": [2, 3, 3],
+                "mrope_interleaved": True,
+            },
+            "bos_token_id": ids["<|endoftext|>"],
+            "eos_token_id": ids["<|im_end|>"],
+            "pad_token_id": ids["<|endoftext|>"],
+        },
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "patch_size": 16,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "out_hidden_size": 64,
+            "num_position_embeddings": 64,
+            "deepstack_visual_indexes": [0],
+        },
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=False,
+    )
+
+
+def _tiny_tokenizer() -> Any:
+    from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
+
+    vocab, merges = _train_tokenizer(vocab_target=400)
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, clean_up_tokenization_spaces=False)
+    tokenizer.add_special_tokens({"additional_special_tokens": list(_SPECIAL_TOKENS[1:])})
+    tokenizer.model_max_length = 32768
+    for word in ("yes", "no"):
+        if len(tokenizer.encode(word, add_special_tokens=False)) != 1:
+            raise RuntimeError(f"tiny tokenizer did not learn {word!r} as one token")
+    return tokenizer
+
+
+def _build_tiny_qwen3_vl(out: Path, vocab_size: int | None, seed: int, dtype: str) -> Path:
+    import torch
+    from transformers import Qwen3VLForConditionalGeneration, Qwen3VLProcessor
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+
+    tokenizer = _tiny_tokenizer()
+    processor = Qwen3VLProcessor(
+        image_processor=Qwen2VLImageProcessor(
+            patch_size=16,
+            merge_size=2,
+            temporal_patch_size=2,
+            size={"shortest_edge": 4 * 32 * 32, "longest_edge": 1800 * 32 * 32},
+        ),
+        tokenizer=tokenizer,
+        video_processor=Qwen3VLVideoProcessor(patch_size=16, merge_size=2, temporal_patch_size=2),
+        chat_template=QWEN3_VL_CHAT_TEMPLATE,
+    )
+    ids: dict[str, int] = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in _SPECIAL_TOKENS}
+    n_vocab = vocab_size if vocab_size is not None else len(tokenizer)
+    if n_vocab < len(tokenizer):
+        raise ValueError(f"vocab_size={n_vocab} is smaller than the tokenizer ({len(tokenizer)} tokens)")
+    torch.manual_seed(seed)
+    model = Qwen3VLForConditionalGeneration(_qwen3_vl_config(n_vocab, ids)).to(getattr(torch, dtype))
+    with torch.no_grad():
+        # Wider random weights than the default init, so that scores spread over (0, 1).
+        for param in model.parameters():
+            if param.dim() > 1:
+                param.normal_(0.0, 0.2)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    logger.info("built tiny Qwen3-VL-Reranker checkpoint at %s", out)
+    return out
+
+
 def build_tiny_checkpoint(
     path: str | Path,
     *,
+    family: str = "lychee",
     vocab_size: int | None = None,
     preset: str = "tiny",
     seed: int = 0,
@@ -218,32 +334,36 @@ def build_tiny_checkpoint(
             parameters: for GPU benchmarks, about 16 GB in bfloat16).
         seed: Seed for the random weights.
         dtype: ``"float32"`` or ``"bfloat16"``, the dtype the weights are saved in.
+        family: ``"lychee"`` (Qwen2.5-VL) or ``"qwen3-vl"`` (a tiny
+            ``Qwen3VLForConditionalGeneration`` with a Qwen3-VL processor, patch 16, merge 2;
+            ``preset`` must be ``"tiny"``).
 
     Returns:
         The directory, ready for ``LycheeReranker(model=str(path))``.
 
     Raises:
-        ValueError: An unknown preset, or a vocabulary smaller than the tokenizer.
+        ValueError: An unknown family or preset, or a vocabulary smaller than the tokenizer.
 
     """
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; use one of {', '.join(FAMILIES)}")
+    if family == "qwen3-vl":
+        if preset != "tiny":
+            raise ValueError(f"family 'qwen3-vl' has only the 'tiny' preset, not {preset!r}")
+        target = Path(path)
+        target.mkdir(parents=True, exist_ok=True)
+        return _build_tiny_qwen3_vl(target, vocab_size, seed, dtype)
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
     import torch
     import transformers
     from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
-    from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
-    vocab, merges = _train_tokenizer(vocab_target=400)
-    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, clean_up_tokenization_spaces=False)
-    tokenizer.add_special_tokens({"additional_special_tokens": list(_SPECIAL_TOKENS[1:])})
-    tokenizer.model_max_length = 32768
-    for word in ("yes", "no"):
-        if len(tokenizer.encode(word, add_special_tokens=False)) != 1:
-            raise RuntimeError(f"tiny tokenizer did not learn {word!r} as one token")
+    tokenizer = _tiny_tokenizer()
 
     image_processor = Qwen2VLImageProcessor(min_pixels=4 * 28 * 28, max_pixels=1280 * 28 * 28)
     video_processor = Qwen2VLVideoProcessor()

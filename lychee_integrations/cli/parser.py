@@ -268,6 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the service and your CI offline.",
     )
     tiny.add_argument("path", type=Path, help="directory to write")
+    tiny.add_argument(
+        "--family",
+        choices=("lychee", "qwen3-vl"),
+        default="lychee",
+        help="model family: lychee (Qwen2.5-VL) or qwen3-vl (Qwen3-VL-Reranker) (default: lychee)",
+    )
     tiny.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: 0)")
     tiny.add_argument("--real-vocab", action="store_true", help="use the real 152064-token vocabulary (for benchmarks)")
     tiny.add_argument(

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.conftest import make_image
-from tests.qwen3_vl_reference import DEFAULT_INSTRUCTION, Qwen3VLReference
+from conftest import make_image
+from qwen3_vl_reference import DEFAULT_INSTRUCTION, Qwen3VLReference
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 

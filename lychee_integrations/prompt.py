@@ -86,7 +86,7 @@ def build_messages(
 
     Example:
         >>> build_messages("Find it", "cats", 0, "a cat", 1)[1]["content"][3:]
-        [{'type': 'text', 'text': '\\n<Document>:'}, {'type': 'image'}, {'type': 'text', 'text': 'a cat'}]
+        [{'type': 'text', 'text': '\n<Document>:'}, {'type': 'image'}, {'type': 'text', 'text': 'a cat'}]
 
     """
     content: list[dict[str, Any]] = [{"type": "text", "text": f"<Instruct>: {instruction}"}]

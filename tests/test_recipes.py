@@ -141,3 +141,14 @@ def test_cli_http_and_adapter_on_qwen3_vl(tiny_qwen3_vl_checkpoint: Path, qwen3:
     out = compressor.compress_documents([Document(page_content=d) for d in DOCS], "cats")
     got = {d.page_content: d.metadata["relevance_score"] for d in out}
     assert [got[d] for d in DOCS] == pytest.approx(expected, abs=1e-5)
+
+
+def test_importing_testing_and_recipes_loads_no_torch() -> None:
+    code = (
+        "import sys, lychee_integrations.testing, lychee_integrations.recipes\n"
+        "from lychee_integrations.testing import FakeScorer\n"
+        "assert FakeScorer().score('red car', ['a red car', 'x']) == [1.0, 0.0]\n"
+        "heavy = ('torch', 'transformers', 'PIL')\n"
+        "assert not [m for m in heavy if m in sys.modules], [m for m in heavy if m in sys.modules]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -152,3 +152,17 @@ def test_importing_testing_and_recipes_loads_no_torch() -> None:
         "assert not [m for m in heavy if m in sys.modules], [m for m in heavy if m in sys.modules]\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_build_tiny_cli_builds_a_qwen3_vl_checkpoint(tmp_path: Path) -> None:
+    target = tmp_path / "tiny-qwen3"
+    result = subprocess.run(
+        [sys.executable, "-m", "lychee_integrations.cli", "build-tiny", str(target), "--family", "qwen3-vl"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    config = json.loads((target / "config.json").read_text(encoding="utf-8"))
+    assert config["model_type"] == "qwen3_vl"
+    assert config["vision_config"]["patch_size"] == 16 and config["vision_config"]["spatial_merge_size"] == 2

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lychee_integrations.errors import ConfigurationError
 from lychee_integrations.images import ImagePolicy
+
+if TYPE_CHECKING:
+    from lychee_integrations.recipes import Recipe
 
 __all__ = ["DEFAULT_MODEL", "RerankerConfig", "default_model"]
 
@@ -51,9 +54,13 @@ class RerankerConfig:
         attn_implementation: ``"auto"`` (flash-attention 2 when installed on a GPU, else SDPA),
             ``"sdpa"``, ``"eager"`` or ``"flash_attention_2"``.
         quantization: ``None``, ``"4bit"`` or ``"8bit"`` (bitsandbytes, CUDA only).
-        max_length: Most tokens per query-document pair (the model was trained with 3200).
-        min_pixels: Smallest image area after resizing (4 visual tokens).
-        max_pixels: Largest image area after resizing (1280 visual tokens).
+        recipe: The model family's recipe by name (``"lychee"``, ``"qwen3-vl"``); ``None`` picks
+            it from the checkpoint's ``model_type`` (see :mod:`lychee_integrations.recipes`).
+        max_length: Most tokens per query-document pair; ``None``: the recipe's (3200 for
+            Lychee, 10240 for Qwen3-VL).
+        min_pixels: Smallest image area after resizing; ``None``: the recipe's (4 visual tokens).
+        max_pixels: Largest image area after resizing; ``None``: the recipe's (1280 visual
+            tokens for Lychee, 1800 for Qwen3-VL).
         batch_size: Most pairs per forward pass.
         max_batch_tokens: Most padded tokens per forward pass.
         revision: Hub revision (branch, tag or commit).
@@ -75,9 +82,10 @@ class RerankerConfig:
     dtype: str = "auto"
     attn_implementation: str = "auto"
     quantization: str | None = None
-    max_length: int = 3200
-    min_pixels: int = 4 * 28 * 28
-    max_pixels: int = 1280 * 28 * 28
+    recipe: str | None = None
+    max_length: int | None = None
+    min_pixels: int | None = None
+    max_pixels: int | None = None
     batch_size: int = 16
     max_batch_tokens: int = 32768
     revision: str | None = None
@@ -109,16 +117,43 @@ class RerankerConfig:
             raise ConfigurationError(f"prefix_reuse must be True or False, got {self.prefix_reuse!r}")
         for name in ("max_length", "min_pixels", "max_pixels", "batch_size", "max_batch_tokens", "preprocess_workers"):
             value = getattr(self, name)
+            if value is None and name in ("max_length", "min_pixels", "max_pixels"):
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
-        if self.max_length < 64:
+        if self.max_length is not None and self.max_length < 64:
             raise ConfigurationError(f"max_length={self.max_length} is too small for the prompt; use at least 64")
-        if self.min_pixels > self.max_pixels:
+        if self.min_pixels is not None and self.max_pixels is not None and self.min_pixels > self.max_pixels:
             raise ConfigurationError(f"min_pixels={self.min_pixels} is larger than max_pixels={self.max_pixels}")
+        if self.recipe is not None:
+            from lychee_integrations.recipes import get_recipe
+
+            get_recipe(self.recipe)
         if self.quantization is not None and self.device in ("cpu", "mps"):
             raise ConfigurationError(f"quantization={self.quantization!r} needs a CUDA device, not {self.device!r}")
         if not isinstance(self.image_policy, ImagePolicy):
             raise ConfigurationError("image_policy must be an ImagePolicy")
+
+    def limits(self, recipe: Recipe) -> tuple[int, int, int]:
+        """Return ``(max_length, min_pixels, max_pixels)``: the values given here, else the recipe's.
+
+        Raises:
+            ConfigurationError: The resulting ``min_pixels`` is over ``max_pixels``.
+
+        Example:
+            >>> from lychee_integrations.recipes import get_recipe
+            >>> RerankerConfig(max_length=512).limits(get_recipe("qwen3-vl"))
+            (512, 4096, 1843200)
+
+        """
+        max_length = recipe.max_length if self.max_length is None else self.max_length
+        min_pixels = recipe.min_pixels if self.min_pixels is None else self.min_pixels
+        max_pixels = recipe.max_pixels if self.max_pixels is None else self.max_pixels
+        if min_pixels > max_pixels:
+            raise ConfigurationError(
+                f"min_pixels={min_pixels} is larger than max_pixels={max_pixels} (recipe {recipe.name!r})"
+            )
+        return max_length, min_pixels, max_pixels
 
     @classmethod
     def from_options(cls, **options: Any) -> RerankerConfig:

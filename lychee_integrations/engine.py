@@ -48,7 +48,14 @@ class _Runtime:
         from lychee_integrations.model import LoadedModel
 
         self.model = LoadedModel(config)
-        self.encoder = PromptEncoder(self.model.processor, config.max_length)
+        model = self.model
+        self.encoder = PromptEncoder(
+            model.processor,
+            model.max_length,
+            recipe=model.recipe,
+            min_pixels=model.min_pixels,
+            max_pixels=model.max_pixels,
+        )
         self.config = config
         self._queue: list[_Job] = []
         self._queue_lock = threading.Lock()
@@ -274,7 +281,9 @@ class LycheeReranker:
 
     def _side(self, runtime: _Runtime, value: RerankInput, item: str, index: int | None) -> Side:
         features = tuple(
-            runtime.encoder.encode_image(load_image(image, self.config.image_policy, item=item, index=index))
+            runtime.encoder.encode_image(
+                load_image(image, self.config.image_policy, item=item, index=index), item=item, index=index
+            )
             for image in value.images
         )
         return Side(value.text, features)
@@ -308,10 +317,13 @@ class LycheeReranker:
             raise ConfigurationError(
                 f"documents must be a list of texts, images, dicts or RerankInput, not {type(documents).__name__}"
             )
-        text = self._registry.resolve(task, instruction)
+        # Neither given: the model family's default, known once the checkpoint's config is read.
+        text = None if task is None and instruction is None else self._registry.resolve(task, instruction)
         query_input = to_query_input(query)
         if not documents:
             return []
+        if text is None:
+            text = self._get_runtime().encoder.recipe.default_instruction
         return self._encode(text, query_input, documents)
 
     def score(
@@ -327,7 +339,7 @@ class LycheeReranker:
         Args:
             query: Text, image, ``{"text":..., "image":...}`` or :class:`RerankInput`.
             documents: The candidates, each in any of the same forms.
-            instruction: Free instruction text (default: the recipe's web-search instruction).
+            instruction: Free instruction text (default: the model family's, see :mod:`~.recipes`).
             task: A template name from the instruction registry instead of ``instruction``.
 
         Returns:
@@ -366,7 +378,12 @@ class LycheeReranker:
             return [], 0
         truncated = sum(p.truncated for p in pairs)
         if truncated:
-            logger.info("%d of %d pairs were cut to max_length=%d", truncated, len(pairs), self.config.max_length)
+            logger.info(
+                "%d of %d pairs were cut to max_length=%d",
+                truncated,
+                len(pairs),
+                self._get_runtime().encoder.max_length,
+            )
         return self._get_runtime().run(pairs), sum(len(p) for p in pairs)
 
     def rerank(

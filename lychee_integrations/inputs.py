@@ -99,6 +99,8 @@ def _check_image_entry(value: object, item: str, index: int | None) -> ImageLike
 
 def _from_mapping(obj: Mapping[str, Any], item: str, index: int | None) -> RerankInput:
     unknown = sorted(str(k) for k in obj if k not in _DICT_KEYS)
+    if "video" in unknown or "videos" in unknown:
+        raise InvalidInputError(item, "video inputs are not supported yet; send frames as 'images'", index=index)
     if unknown:
         raise InvalidInputError(
             item,

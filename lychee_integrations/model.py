@@ -12,6 +12,7 @@ from lychee_integrations._deps import require
 from lychee_integrations.config import RerankerConfig
 from lychee_integrations.errors import ConfigurationError
 from lychee_integrations.prompt import EncodedPair, ImageFeatures
+from lychee_integrations.recipes import Recipe, get_recipe, recipe_for
 
 
 class ImageCache:
@@ -40,8 +41,6 @@ class PrefixState:
 __all__ = ["ImageCache", "LoadedModel", "PrefixState", "free_device_memory", "is_out_of_memory"]
 
 logger = logging.getLogger(__name__)
-
-_SUPPORTED_MODEL_TYPES = ("qwen2_5_vl",)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -93,11 +92,13 @@ def _resolve_attention(requested: str, device: str, dtype: Any) -> str:
     return requested
 
 
-def _single_token(tokenizer: Any, word: str) -> int:
+def _single_token(tokenizer: Any, word: str, recipe: Recipe) -> int:
     token_id = tokenizer.convert_tokens_to_ids(word)
     ids = tokenizer.encode(word, add_special_tokens=False)
     if token_id is None or ids != [token_id] or token_id == tokenizer.unk_token_id:
-        raise ConfigurationError(f"the tokenizer does not hold {word!r} as a single token; not a Lychee checkpoint")
+        raise ConfigurationError(
+            f"the tokenizer does not hold {word!r} as a single token; not a {recipe.name} reranker checkpoint"
+        )
     return int(token_id)
 
 
@@ -129,11 +130,14 @@ class LoadedModel:
                 f"cannot load model {config.model!r}: {exc}. Give a local checkpoint directory, or a hub id "
                 "with network access (build an offline one with `lychee build-tiny PATH`)"
             ) from exc
-        if model_config.model_type not in _SUPPORTED_MODEL_TYPES:
-            raise ConfigurationError(
-                f"model {config.model!r} is a {model_config.model_type!r} checkpoint; "
-                "lychee-rerank-mm is Qwen2.5-VL ('qwen2_5_vl')"
-            )
+        if config.recipe is not None:
+            self.recipe = get_recipe(config.recipe)
+        else:
+            try:
+                self.recipe = recipe_for(model_config.model_type)
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"model {config.model!r}: {exc}") from exc
+        self.max_length, self.min_pixels, self.max_pixels = config.limits(self.recipe)
         self.attn_implementation = _resolve_attention(config.attn_implementation, self.device, self.dtype)
         kwargs: dict[str, Any] = {"dtype": self.dtype, "attn_implementation": self.attn_implementation, **hub}
         if config.quantization is not None:
@@ -149,16 +153,17 @@ class LoadedModel:
         self.processor = transformers.AutoProcessor.from_pretrained(
             config.model,
             padding_side="left",
-            size={"shortest_edge": config.min_pixels, "longest_edge": config.max_pixels},
+            size={"shortest_edge": self.min_pixels, "longest_edge": self.max_pixels},
             **hub,
         )
-        model: Any = transformers.Qwen2_5_VLForConditionalGeneration.from_pretrained(config.model, **kwargs)
+        model_class = getattr(transformers, self.recipe.model_class)
+        model: Any = model_class.from_pretrained(config.model, **kwargs)
         if config.quantization is None:
             model = model.to(self.device)
         self.model = model.eval()
         tokenizer = self.processor.tokenizer
-        self.yes_id = _single_token(tokenizer, "yes")
-        self.no_id = _single_token(tokenizer, "no")
+        self.yes_id = _single_token(tokenizer, self.recipe.yes_token, self.recipe)
+        self.no_id = _single_token(tokenizer, self.recipe.no_token, self.recipe)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.image_token_id = int(model.config.image_token_id)
         head = model.get_output_embeddings()
@@ -168,8 +173,9 @@ class LoadedModel:
             bias = getattr(head, "bias", None)
             self.b_diff = float(bias[self.yes_id] - bias[self.no_id]) if bias is not None else 0.0
         logger.info(
-            "loaded %s on %s (%s, attention %s%s)",
+            "loaded %s (recipe %s) on %s (%s, attention %s%s)",
             config.model,
+            self.recipe.name,
             self.device,
             str(self.dtype).removeprefix("torch."),
             self.attn_implementation,
@@ -234,13 +240,21 @@ class LoadedModel:
                 torch.cat([f.pixel_values for f in todo]).to(self.device),
                 torch.cat([f.grid_thw for f in todo]).to(self.device),
             )
-            for features, embedding in zip(todo, out.pooler_output, strict=True):
-                embeddings[id(features)] = embedding
+            # Qwen3-VL also returns "deepstack" features: per layer, a tuple of per-image tensors.
+            deepstack = getattr(out, "deepstack_features", None)
+            for n, (features, embedding) in enumerate(zip(todo, out.pooler_output, strict=True)):
+                layers = None if deepstack is None else tuple(layer[n] for layer in deepstack)
+                entry = (embedding, layers, type(out))
+                embeddings[id(features)] = entry
                 if cache is not None and id(features) in cache.shared:
-                    cache.embeddings[id(features)] = embedding
+                    cache.embeddings[id(features)] = entry
         # The model's forward concatenates a per-image tuple, as get_image_features returns it.
-        pooled = tuple(embeddings[id(f)] for f in images)
-        return BaseModelOutputWithPooling(pooler_output=pooled)  # type: ignore[arg-type]
+        entries = [embeddings[id(f)] for f in images]
+        pooled = tuple(entry[0] for entry in entries)
+        if entries[0][1] is None:
+            return BaseModelOutputWithPooling(pooler_output=pooled)  # type: ignore[arg-type]
+        per_layer = [tuple(entry[1][layer] for entry in entries) for layer in range(len(entries[0][1]))]
+        return entries[0][2](pooler_output=pooled, deepstack_features=per_layer)
 
     def _positions(self, input_ids: Sequence[int], images: Sequence[ImageFeatures]) -> Any:
         """Return the rotary positions of one whole, unpadded sequence, as ``(3, length)``.

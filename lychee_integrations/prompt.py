@@ -1,10 +1,12 @@
-"""The reference prompt of lychee-rerank-mm, and nothing else.
+"""The prompt of the yes/no reranker recipes, and nothing else.
 
-Builds the two chat messages of the recipe (``shared/docs/lychee-reference.md``),
-renders them with the checkpoint's own chat template, expands each image placeholder
-to the image's visual tokens exactly as the Qwen2.5-VL processor does, and tokenizes.
-Pairs longer than ``max_length`` lose document text first, then query text, at token
-boundaries; images, the instruction and the prompt suffix are never cut.
+Builds the two chat messages of a model family's recipe (:mod:`lychee_integrations.recipes`;
+``shared/docs/lychee-reference.md``), renders them with the checkpoint's own chat template,
+expands each image placeholder to the image's visual tokens exactly as the processor does,
+and tokenizes. Too-long pairs are cut the recipe's way: Lychee's (``"lychee"``) loses
+document text first, then query text, at token boundaries, never images, the instruction
+or the prompt suffix; Qwen3-VL's (``"qwen3_vl"``) keeps every special token and the first
+ordinary tokens that fit, then the 5-token suffix.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from lychee_integrations.errors import InputTooLongError, InvalidInputError
+from lychee_integrations.recipes import JUDGE_SYSTEM_PROMPT, Recipe
+from lychee_integrations.recipes.lychee import LYCHEE
 
 if TYPE_CHECKING:
     import torch
@@ -22,12 +26,11 @@ if TYPE_CHECKING:
 __all__ = ["SYSTEM_PROMPT", "EncodedPair", "ImageFeatures", "PromptEncoder", "Side", "build_messages"]
 
 #: The system message the model was trained with, byte for byte.
-SYSTEM_PROMPT = (
-    "Judge whether the Document meets the requirements based on the Query and the Instruct provided. "
-    'Note that the answer can only be "yes" or "no".'
-)
+SYSTEM_PROMPT = JUDGE_SYSTEM_PROMPT
 _RESERVED = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
 _MAX_CUT_ROUNDS = 8
+#: ``<|im_end|>\n<|im_start|>assistant\n``: the tokens the Qwen3-VL cut re-appends.
+_SUFFIX_TOKENS = 5
 
 
 @dataclass(frozen=True)
@@ -60,28 +63,42 @@ class EncodedPair:
 
 
 def build_messages(
-    instruction: str, query_text: str | None, n_query_images: int, doc_text: str | None, n_doc_images: int
+    instruction: str,
+    query_text: str | None,
+    n_query_images: int,
+    doc_text: str | None,
+    n_doc_images: int,
+    *,
+    recipe: Recipe = LYCHEE,
 ) -> list[dict[str, Any]]:
     r"""Return the recipe's chat messages for one pair (images as placeholders).
 
+    Args:
+        instruction: The instruction text.
+        query_text: The query's text, if any.
+        n_query_images: How many images the query holds.
+        doc_text: The document's text, if any.
+        n_doc_images: How many images the document holds.
+        recipe: The model family (system prompt, what an empty side becomes).
+
+    Returns:
+        The system and user messages.
+
     Example:
         >>> build_messages("Find it", "cats", 0, "a cat", 1)[1]["content"][3:]
-        [{'type': 'text', 'text': '\\n<Document>:'}, {'type': 'image'}, {'type': 'text', 'text': 'a cat'}]
+        [{'type': 'text', 'text': '\n<Document>:'}, {'type': 'image'}, {'type': 'text', 'text': 'a cat'}]
 
     """
-    content: list[dict[str, Any]] = [
-        {"type": "text", "text": f"<Instruct>: {instruction}"},
-        {"type": "text", "text": "<Query>:"},
-    ]
-    content += [{"type": "image"}] * n_query_images
-    if query_text:
-        content.append({"type": "text", "text": query_text})
-    content.append({"type": "text", "text": "\n<Document>:"})
-    content += [{"type": "image"}] * n_doc_images
-    if doc_text:
-        content.append({"type": "text", "text": doc_text})
+    content: list[dict[str, Any]] = [{"type": "text", "text": f"<Instruct>: {instruction}"}]
+    for prefix, text, n_images in (("<Query>:", query_text, n_query_images), ("\n<Document>:", doc_text, n_doc_images)):
+        content.append({"type": "text", "text": prefix})
+        content += [{"type": "image"}] * n_images
+        if text:
+            content.append({"type": "text", "text": text})
+        elif not n_images and recipe.empty_side_text is not None:
+            content.append({"type": "text", "text": recipe.empty_side_text})
     return [
-        {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
+        {"role": "system", "content": [{"type": "text", "text": recipe.system_prompt}]},
         {"role": "user", "content": content},
     ]
 
@@ -92,7 +109,15 @@ class PromptEncoder:
     Thread-safe: it only reads the processor and never changes tokenizer settings.
     """
 
-    def __init__(self, processor: Any, max_length: int) -> None:
+    def __init__(
+        self,
+        processor: Any,
+        max_length: int,
+        *,
+        recipe: Recipe = LYCHEE,
+        min_pixels: int | None = None,
+        max_pixels: int | None = None,
+    ) -> None:
         self._processor = processor
         self._backend = processor.tokenizer.backend_tokenizer
         if self._backend.truncation is not None or self._backend.padding is not None:
@@ -101,11 +126,27 @@ class PromptEncoder:
             self._backend.no_padding()
         self._image_token: str = processor.image_token
         self._merge = int(processor.image_processor.merge_size) ** 2
+        self._special_ids = frozenset(int(i) for i in processor.tokenizer.all_special_ids)
+        self.recipe = recipe
+        self.min_pixels = recipe.min_pixels if min_pixels is None else min_pixels
+        self.max_pixels = recipe.max_pixels if max_pixels is None else max_pixels
         self.max_length = max_length
 
-    def encode_image(self, image: PILImage) -> ImageFeatures:
-        """Preprocess one image (smart resize, patches) with the checkpoint's image processor."""
-        out = self._processor.image_processor(images=[image], return_tensors="pt")
+    def encode_image(self, image: PILImage, *, item: str = "image", index: int | None = None) -> ImageFeatures:
+        """Preprocess one image (the recipe's resize, then patches) with the checkpoint's image processor.
+
+        Raises:
+            InvalidInputError: The recipe refuses the image (an aspect ratio over 200 for Qwen3-VL).
+
+        """
+        if self.recipe.prepare_image is None:
+            out = self._processor.image_processor(images=[image], return_tensors="pt")
+        else:
+            try:
+                image = self.recipe.prepare_image(image, self.min_pixels, self.max_pixels)
+            except ValueError as exc:
+                raise InvalidInputError(item, str(exc), index=index) from exc
+            out = self._processor.image_processor(images=[image], do_resize=False, return_tensors="pt")
         grid = out["image_grid_thw"]
         return ImageFeatures(out["pixel_values"], grid, int(grid.prod().item()) // self._merge)
 
@@ -114,7 +155,9 @@ class PromptEncoder:
         return list(self._backend.encode(text).ids)
 
     def _render(self, instruction: str, query: Side, doc: Side) -> str:
-        messages = build_messages(instruction, query.text, len(query.images), doc.text, len(doc.images))
+        messages = build_messages(
+            instruction, query.text, len(query.images), doc.text, len(doc.images), recipe=self.recipe
+        )
         text: str = self._processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         pieces = text.split(self._image_token)
         images = query.images + doc.images
@@ -161,6 +204,8 @@ class PromptEncoder:
         """
         self.check_text(doc.text, item, index)
         ids = self.token_ids(self._render(instruction, query, doc))
+        if self.recipe.truncation == "qwen3_vl":
+            return self._cut_qwen3_vl(ids, query.images + doc.images, item, index)
         truncated = len(ids) > self.max_length
         if truncated:
             doc, ids = self._cut(doc, ids, lambda d: self._render(instruction, query, d))
@@ -175,6 +220,31 @@ class PromptEncoder:
                 index=index,
             )
         return EncodedPair(tuple(ids), query.images + doc.images, truncated)
+
+    def _cut_qwen3_vl(
+        self, ids: list[int], images: tuple[ImageFeatures, ...], item: str, index: int | None
+    ) -> EncodedPair:
+        """Cut as the official Qwen3-VL-Reranker code does: every special token, the first ordinary ones, the suffix."""
+        body, suffix = ids[:-_SUFFIX_TOKENS], ids[-_SUFFIX_TOKENS:]
+        if len(body) <= self.max_length:
+            return EncodedPair(tuple(ids), images, False)
+        n_special = sum(1 for token in body if token in self._special_ids)
+        room = self.max_length - n_special
+        if room < 0:
+            raise InputTooLongError(
+                item,
+                f"needs {n_special} special and image tokens, over max_length={self.max_length}; lower "
+                "max_pixels, raise max_length or send smaller images",
+                index=index,
+            )
+        kept: list[int] = []
+        for token in body:
+            if token in self._special_ids:
+                kept.append(token)
+            elif room > 0:
+                kept.append(token)
+                room -= 1
+        return EncodedPair(tuple(kept + suffix), images, True)
 
     def _cut(self, side: Side, ids: list[int], render: Callable[[Side], str]) -> tuple[Side, list[int]]:
         """Cut ``side``'s text at a token boundary until ``render`` fits, or drop it."""

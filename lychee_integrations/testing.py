@@ -1,4 +1,12 @@
-"""Offline test checkpoints of the real Lychee architecture.
+"""Test helpers for users' own tests: offline checkpoints and a model-free scorer.
+
+:class:`FakeScorer` is a deterministic :class:`~lychee_integrations.scoring.Scorer`
+without a model, for fast unit tests of pipelines that use the adapters::
+
+    >>> scorer = FakeScorer(lambda query, document, instruction: len(document.text or "") / 10)
+    >>> scorer.rerank("q", ["abc", "a", "abcde"], top_n=2)
+    [RerankResult(index=2, score=0.5), RerankResult(index=0, score=0.3)]
+
 
 :func:`build_tiny_checkpoint` writes a tiny, randomly initialised
 ``Qwen2_5_VLForConditionalGeneration`` with a small byte-level BPE tokenizer and the
@@ -17,12 +25,35 @@ Example:
 from __future__ import annotations
 
 import logging
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lychee_integrations.inputs import InputLike, RerankInput, to_query_input, to_rerank_input
+from lychee_integrations.instructions import resolve_instruction
+from lychee_integrations.results import RerankResult, rank
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["PRESETS", "preset_config", "QWEN2_VL_CHAT_TEMPLATE", "REAL_VOCAB_SIZE", "build_tiny_checkpoint"]
+__all__ = [
+    "FAMILIES",
+    "FakeScorer",
+    "ScoreCall",
+    "ScoreFunction",
+    "lexical_overlap",
+    "PRESETS",
+    "QWEN2_VL_CHAT_TEMPLATE",
+    "QWEN3_VL_CHAT_TEMPLATE",
+    "REAL_VOCAB_SIZE",
+    "build_tiny_checkpoint",
+    "preset_config",
+]
+
+#: Model families :func:`build_tiny_checkpoint` can build.
+FAMILIES = ("lychee", "qwen3-vl")
 
 #: Vocabulary size of the real Qwen2.5-VL language model head.
 REAL_VOCAB_SIZE = 152064
@@ -42,6 +73,19 @@ QWEN2_VL_CHAT_TEMPLATE = (
     "Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
     "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
     "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+#: A Qwen3-VL-style chat template (written from the format: system, user and assistant turns,
+#: ``<|vision_start|><|image_pad|><|vision_end|>`` per image, no default system message).
+QWEN3_VL_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
 #: Architecture sizes: ``tiny`` for tests; ``small`` (8 layers of 512, head size 64) for CPU benchmarks
@@ -193,9 +237,101 @@ def preset_config(preset: str, vocab_size: int, token_ids: dict[str, int]) -> An
     return config
 
 
+def _qwen3_vl_config(vocab_size: int, ids: dict[str, int]) -> Any:
+    from transformers import Qwen3VLConfig
+
+    return Qwen3VLConfig(
+        text_config={
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "vocab_size": vocab_size,
+            "max_position_embeddings": 128000,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 5000000.0,
+                "mrope_section": [2, 3, 3],
+                "mrope_interleaved": True,
+            },
+            "bos_token_id": ids["<|endoftext|>"],
+            "eos_token_id": ids["<|im_end|>"],
+            "pad_token_id": ids["<|endoftext|>"],
+        },
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "patch_size": 16,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "out_hidden_size": 64,
+            "num_position_embeddings": 64,
+            "deepstack_visual_indexes": [0],
+        },
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=False,
+    )
+
+
+def _tiny_tokenizer() -> Any:
+    from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
+
+    vocab, merges = _train_tokenizer(vocab_target=400)
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, clean_up_tokenization_spaces=False)
+    tokenizer.add_special_tokens({"additional_special_tokens": list(_SPECIAL_TOKENS[1:])})
+    tokenizer.model_max_length = 32768
+    for word in ("yes", "no"):
+        if len(tokenizer.encode(word, add_special_tokens=False)) != 1:
+            raise RuntimeError(f"tiny tokenizer did not learn {word!r} as one token")
+    return tokenizer
+
+
+def _build_tiny_qwen3_vl(out: Path, vocab_size: int | None, seed: int, dtype: str) -> Path:
+    import torch
+    from transformers import Qwen3VLForConditionalGeneration, Qwen3VLProcessor
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+
+    tokenizer = _tiny_tokenizer()
+    processor = Qwen3VLProcessor(
+        image_processor=Qwen2VLImageProcessor(
+            patch_size=16,
+            merge_size=2,
+            temporal_patch_size=2,
+            size={"shortest_edge": 4 * 32 * 32, "longest_edge": 1800 * 32 * 32},
+        ),
+        tokenizer=tokenizer,
+        video_processor=Qwen3VLVideoProcessor(patch_size=16, merge_size=2, temporal_patch_size=2),
+        chat_template=QWEN3_VL_CHAT_TEMPLATE,
+    )
+    ids: dict[str, int] = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in _SPECIAL_TOKENS}
+    n_vocab = vocab_size if vocab_size is not None else len(tokenizer)
+    if n_vocab < len(tokenizer):
+        raise ValueError(f"vocab_size={n_vocab} is smaller than the tokenizer ({len(tokenizer)} tokens)")
+    torch.manual_seed(seed)
+    model = Qwen3VLForConditionalGeneration(_qwen3_vl_config(n_vocab, ids)).to(getattr(torch, dtype))
+    with torch.no_grad():
+        # Wider random weights than the default init, so that scores spread over (0, 1).
+        for param in model.parameters():
+            if param.dim() > 1:
+                param.normal_(0.0, 0.2)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    logger.info("built tiny Qwen3-VL-Reranker checkpoint at %s", out)
+    return out
+
+
 def build_tiny_checkpoint(
     path: str | Path,
     *,
+    family: str = "lychee",
     vocab_size: int | None = None,
     preset: str = "tiny",
     seed: int = 0,
@@ -218,32 +354,36 @@ def build_tiny_checkpoint(
             parameters: for GPU benchmarks, about 16 GB in bfloat16).
         seed: Seed for the random weights.
         dtype: ``"float32"`` or ``"bfloat16"``, the dtype the weights are saved in.
+        family: ``"lychee"`` (Qwen2.5-VL) or ``"qwen3-vl"`` (a tiny
+            ``Qwen3VLForConditionalGeneration`` with a Qwen3-VL processor, patch 16, merge 2;
+            ``preset`` must be ``"tiny"``).
 
     Returns:
         The directory, ready for ``LycheeReranker(model=str(path))``.
 
     Raises:
-        ValueError: An unknown preset, or a vocabulary smaller than the tokenizer.
+        ValueError: An unknown family or preset, or a vocabulary smaller than the tokenizer.
 
     """
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; use one of {', '.join(FAMILIES)}")
+    if family == "qwen3-vl":
+        if preset != "tiny":
+            raise ValueError(f"family 'qwen3-vl' has only the 'tiny' preset, not {preset!r}")
+        target = Path(path)
+        target.mkdir(parents=True, exist_ok=True)
+        return _build_tiny_qwen3_vl(target, vocab_size, seed, dtype)
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
     import torch
     import transformers
     from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
-    from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
-    vocab, merges = _train_tokenizer(vocab_target=400)
-    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, clean_up_tokenization_spaces=False)
-    tokenizer.add_special_tokens({"additional_special_tokens": list(_SPECIAL_TOKENS[1:])})
-    tokenizer.model_max_length = 32768
-    for word in ("yes", "no"):
-        if len(tokenizer.encode(word, add_special_tokens=False)) != 1:
-            raise RuntimeError(f"tiny tokenizer did not learn {word!r} as one token")
+    tokenizer = _tiny_tokenizer()
 
     image_processor = Qwen2VLImageProcessor(min_pixels=4 * 28 * 28, max_pixels=1280 * 28 * 28)
     video_processor = Qwen2VLVideoProcessor()
@@ -273,3 +413,112 @@ def build_tiny_checkpoint(
     processor.save_pretrained(out)
     logger.info("built tiny Lychee checkpoint at %s (transformers %s)", out, transformers.__version__)
     return out
+
+
+#: ``(query, document, instruction) -> score in [0, 1]``.
+ScoreFunction = Callable[[RerankInput, RerankInput, str], float]
+
+_WORD_RE = re.compile(r"\w+")
+
+
+def lexical_overlap(query: RerankInput, document: RerankInput, instruction: str) -> float:
+    """Share of the query's words and images that the document also holds.
+
+    Images count as equal when they are the same value (same path string, same bytes).
+    The default :class:`FakeScorer` score; it ignores the instruction.
+
+    Example:
+        >>> lexical_overlap(RerankInput("red car"), RerankInput("a red bus"), "")
+        0.5
+
+    """
+    query_words = set(_WORD_RE.findall((query.text or "").lower()))
+    doc_words = set(_WORD_RE.findall((document.text or "").lower()))
+    query_images = [repr(image) for image in query.images]
+    doc_images = {repr(image) for image in document.images}
+    total = len(query_words) + len(query_images)
+    if total == 0:
+        return 0.0
+    hits = len(query_words & doc_words) + sum(image in doc_images for image in query_images)
+    return hits / total
+
+
+@dataclass(frozen=True)
+class ScoreCall:
+    """One call recorded by :class:`FakeScorer`: the coerced inputs and the instruction used."""
+
+    query: RerankInput
+    documents: tuple[RerankInput, ...]
+    instruction: str
+
+
+class FakeScorer:
+    """A deterministic :class:`Scorer` without a model, for tests of pipelines.
+
+    It coerces and validates the query and documents the way the engine does (errors
+    name ``query`` or ``document N``; an empty query is refused, an empty document is
+    scored), resolves ``task``/``instruction`` through the
+    instruction registry, scores each pair with ``score_fn`` and records every call in
+    :attr:`calls`. Images are never opened. Thread-safe.
+
+    Args:
+        score_fn: ``(query, document, instruction) -> score`` in [0, 1]; defaults to
+            :func:`lexical_overlap`.
+        model_name: What :attr:`model_name` reports.
+
+    Example:
+        >>> FakeScorer().score("red car", ["a red car", "a banana"])
+        [1.0, 0.0]
+
+    """
+
+    def __init__(self, score_fn: ScoreFunction | None = None, *, model_name: str = "fake-lychee") -> None:
+        self._score_fn = score_fn or lexical_overlap
+        self._model_name = model_name
+        self._lock = threading.Lock()
+        self.calls: list[ScoreCall] = []
+
+    @property
+    def model_name(self) -> str:
+        """The name given at construction."""
+        return self._model_name
+
+    def score(
+        self,
+        query: InputLike,
+        documents: Sequence[InputLike],
+        *,
+        instruction: str | None = None,
+        task: str | None = None,
+    ) -> list[float]:
+        """Score every document with ``score_fn``, in input order.
+
+        Raises:
+            InvalidInputError: The query is empty, or the query or a document is malformed.
+            ConfigurationError: Both or a bad ``task``/``instruction``.
+            ValueError: ``score_fn`` returned a value outside [0, 1].
+
+        """
+        text = resolve_instruction(task, instruction)
+        query_input = to_query_input(query)
+        inputs = tuple(to_rerank_input(d, item=f"document {i}", index=i) for i, d in enumerate(documents))
+        scores = [float(self._score_fn(query_input, document, text)) for document in inputs]
+        for i, value in enumerate(scores):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"score_fn returned {value} for document {i}; scores must lie in [0, 1]")
+        with self._lock:
+            self.calls.append(ScoreCall(query_input, inputs, text))
+        logger.debug("fake-scored %d documents", len(scores))
+        return scores
+
+    def rerank(
+        self,
+        query: InputLike,
+        documents: Sequence[InputLike],
+        *,
+        instruction: str | None = None,
+        task: str | None = None,
+        top_n: int | None = None,
+    ) -> list[RerankResult]:
+        """Score and order the documents best first (see :func:`rank`)."""
+        return rank(self.score(query, documents, instruction=instruction, task=task), top_n)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from lychee_integrations.inputs import RerankInput
-from lychee_integrations.scoring import FakeScorer
+from lychee_integrations.testing import FakeScorer
 
 TEXTS = ["alpha", "bravo", "charlie", "delta", "echo"]
 SCORES = {"alpha": 0.2, "bravo": 0.9, "charlie": 0.55, "delta": 0.05, "echo": 0.75}

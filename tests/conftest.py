@@ -71,3 +71,11 @@ def image_files(images: dict[str, object], tmp_path: Path) -> dict[str, Path]:
         paths[name] = tmp_path / f"{name}.png"
         img.save(paths[name])  # type: ignore[attr-defined]
     return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_vl_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of a tiny random Qwen3-VL-Reranker-architecture checkpoint (``build-tiny --family qwen3-vl``)."""
+    from lychee_integrations.testing import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny-qwen3-vl"), family="qwen3-vl")

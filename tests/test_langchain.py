@@ -32,7 +32,7 @@ from lychee_integrations.inputs import RerankInput
 from lychee_integrations.instructions import DEFAULT_INSTRUCTION, get_template
 from lychee_integrations.langchain import DEFAULT_IMAGE_KEYS, LycheeRerank
 from lychee_integrations.results import RerankResult
-from lychee_integrations.scoring import FakeScorer
+from lychee_integrations.testing import FakeScorer
 
 
 def docs() -> list[Document]:

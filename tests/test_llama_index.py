@@ -43,7 +43,7 @@ from lychee_integrations.errors import ImageLoadError, InvalidInputError
 from lychee_integrations.inputs import RerankInput
 from lychee_integrations.instructions import DEFAULT_INSTRUCTION, get_template
 from lychee_integrations.llama_index import LycheeRerank
-from lychee_integrations.scoring import FakeScorer
+from lychee_integrations.testing import FakeScorer
 
 
 def scored_nodes() -> list[NodeWithScore]:

@@ -14,7 +14,8 @@ from lychee_integrations.errors import ConfigurationError, InvalidInputError, Un
 from lychee_integrations.inputs import RerankInput
 from lychee_integrations.instructions import DEFAULT_INSTRUCTION, get_template
 from lychee_integrations.results import RerankResult
-from lychee_integrations.scoring import FakeScorer, Scorer, lexical_overlap, rank, shared_scorer
+from lychee_integrations.scoring import Scorer, rank, shared_scorer
+from lychee_integrations.testing import FakeScorer, lexical_overlap
 
 
 def test_rank_orders_best_first_with_stable_ties() -> None:

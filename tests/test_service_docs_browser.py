@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 import pytest
 from service_helpers import LOOPBACK, serve_app
 
-from lychee_integrations.scoring import FakeScorer
 from lychee_integrations.service import ServiceSettings, create_app
+from lychee_integrations.testing import FakeScorer
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]

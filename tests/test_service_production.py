@@ -17,9 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from service_helpers import BrokenReranker, serve_app
 
 from lychee_integrations.engine import LycheeReranker
-from lychee_integrations.scoring import FakeScorer
 from lychee_integrations.service import ServiceSettings, create_app, service_reranker
 from lychee_integrations.service.settings import default_served_name
+from lychee_integrations.testing import FakeScorer
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -154,9 +154,13 @@ def cmd_build_tiny(args: argparse.Namespace) -> int:
     if args.path.exists() and not args.path.is_dir():
         raise UsageError(f"argument path: {args.path} exists and is not a directory")
     path = build_tiny_checkpoint(
-        args.path, seed=args.seed, preset=args.preset, vocab_size=REAL_VOCAB_SIZE if args.real_vocab else None
+        args.path,
+        family=args.family,
+        seed=args.seed,
+        preset=args.preset,
+        vocab_size=REAL_VOCAB_SIZE if args.real_vocab else None,
     )
-    print(f"built a tiny offline Lychee checkpoint in {path}")
+    print(f"built a tiny offline {args.family} checkpoint in {path}")
     print(f'try: lychee rerank --model {path} --query "a cat" --doc "a cat on a mat" --doc "a red car"')
     return 0
 

@@ -97,7 +97,11 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
         "--dtype", default="auto", help="auto (default: bf16 on a GPU, fp32 on a CPU), float32, bfloat16, float16"
     )
     group.add_argument(
-        "--max-length", type=_positive_int, default=3200, metavar="TOKENS", help="tokens per pair (default: 3200)"
+        "--max-length",
+        type=_positive_int,
+        default=None,
+        metavar="TOKENS",
+        help="tokens per pair (default: the model family's, 3200 for Lychee)",
     )
     group.add_argument(
         "--batch-size", type=_positive_int, default=16, metavar="N", help="pairs per forward pass (default: 16)"
@@ -316,6 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the service and your CI offline.",
     )
     tiny.add_argument("path", type=Path, help="directory to write")
+    tiny.add_argument(
+        "--family",
+        choices=("lychee", "qwen3-vl"),
+        default="lychee",
+        help="model family: lychee (Qwen2.5-VL) or qwen3-vl (Qwen3-VL-Reranker) (default: lychee)",
+    )
     tiny.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: 0)")
     tiny.add_argument("--real-vocab", action="store_true", help="use the real 152064-token vocabulary (for benchmarks)")
     tiny.add_argument(

@@ -121,7 +121,10 @@ class RerankerFields(BaseModel):
         """The reranker's model name (hub id or directory)."""
         return self.scorer.model_name
 
-    def _instruction(self) -> str:
+    def _instruction(self) -> str | None:
+        # Neither set: None, so that the scorer applies its own model family's default.
+        if self.task is None and self.instruction is None:
+            return None
         return resolve_instruction(self.task, self.instruction)
 
     def _rank(self, query: RerankInput, documents: Sequence[RerankInput], top_n: int | None) -> list[RerankResult]:

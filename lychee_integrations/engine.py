@@ -238,6 +238,12 @@ class LycheeReranker:
         return self.config.model
 
     @property
+    def default_instruction(self) -> str:
+        """The model family's default instruction (reads the checkpoint: loads the model if needed)."""
+        text: str = self._get_runtime().encoder.recipe.default_instruction
+        return text
+
+    @property
     def is_loaded(self) -> bool:
         """Whether the model is in memory."""
         return self._runtime is not None

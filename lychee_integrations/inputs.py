@@ -192,6 +192,7 @@ def map_documents(
         InvalidDocumentsError: Several bad documents, each listed in ``problems``.
 
     """
+
     def attempt(index: int) -> T | InvalidInputError:
         try:
             return convert(documents[index], f"document {index}", index)

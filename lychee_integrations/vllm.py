@@ -216,6 +216,10 @@ class VLLMReranker:
             trust_remote_code=trust_remote_code,
             show_progress=show_progress,
         )
+        # vLLM runs the Lychee recipe (its score head and template); options not given take its values.
+        from lychee_integrations.recipes import get_recipe
+
+        self.max_length, self.min_pixels, self.max_pixels = self.config.limits(get_recipe("lychee"))
         if isinstance(max_images_per_pair, bool) or not isinstance(max_images_per_pair, int) or max_images_per_pair < 1:
             raise ConfigurationError(f"max_images_per_pair must be a positive integer, got {max_images_per_pair!r}")
         self.max_images_per_pair = max_images_per_pair
@@ -279,9 +283,9 @@ class VLLMReranker:
         if encoder is None:
             with self._load_lock:
                 if self._encoder is None:
-                    processor = _load_processor(self.config)
+                    processor = _load_processor(self.config, self.min_pixels, self.max_pixels)
                     self._image_token_id = int(processor.tokenizer.convert_tokens_to_ids(processor.image_token))
-                    self._encoder = PromptEncoder(processor, self.config.max_length)
+                    self._encoder = PromptEncoder(processor, self.max_length)
                 encoder = self._encoder
         return encoder
 
@@ -295,9 +299,9 @@ class VLLMReranker:
                     arguments = engine_arguments(
                         self.config.model,
                         dtype=self.config.dtype,
-                        max_length=self.config.max_length,
-                        min_pixels=self.config.min_pixels,
-                        max_pixels=self.config.max_pixels,
+                        max_length=self.max_length,
+                        min_pixels=self.min_pixels,
+                        max_pixels=self.max_pixels,
                         max_images_per_pair=self.max_images_per_pair,
                         tie_word_embeddings=checkpoint_ties_embeddings(
                             self.config.model,
@@ -393,7 +397,7 @@ class VLLMReranker:
         prepared = self._prepare(text, query_input, documents)
         truncated = sum(p.pair.truncated for p in prepared)
         if truncated:
-            logger.info("%d of %d pairs were cut to max_length=%d", truncated, len(prepared), self.config.max_length)
+            logger.info("%d of %d pairs were cut to max_length=%d", truncated, len(prepared), self.max_length)
         prompts: list[dict[str, Any]] = []
         for p in prepared:
             prompt: dict[str, Any] = {"prompt_token_ids": _collapse_image_runs(p.pair.input_ids, self._image_token_id)}
@@ -450,7 +454,7 @@ class VLLMReranker:
         return f"VLLMReranker(model={self.config.model!r}, dtype={self.config.dtype!r}, {state})"
 
 
-def _load_processor(config: RerankerConfig) -> Any:
+def _load_processor(config: RerankerConfig, min_pixels: int, max_pixels: int) -> Any:
     """Load the checkpoint's processor with the engine's settings (left padding, pixel bounds)."""
     import transformers
 
@@ -458,7 +462,7 @@ def _load_processor(config: RerankerConfig) -> Any:
         return transformers.AutoProcessor.from_pretrained(
             config.model,
             padding_side="left",
-            size={"shortest_edge": config.min_pixels, "longest_edge": config.max_pixels},
+            size={"shortest_edge": min_pixels, "longest_edge": max_pixels},
             revision=config.revision,
             cache_dir=config.cache_dir,
             local_files_only=config.local_files_only,

@@ -100,11 +100,11 @@ def test_cli_http_and_adapter_on_qwen3_vl(tiny_qwen3_vl_checkpoint: Path, qwen3:
     from lychee_integrations.langchain import LycheeRerank
     from lychee_integrations.service import ServiceSettings, create_app, service_reranker
 
-    # The front ends resolve a missing instruction to Lychee's default themselves, so name one.
-    expected = qwen3.score("cats", DOCS, instruction=INSTRUCTION)
+    # No instruction anywhere: every front end must apply Qwen3-VL's own default, not Lychee's.
+    expected = qwen3.score("cats", DOCS, instruction=get_recipe("qwen3-vl").default_instruction)
+    assert qwen3.score("cats", DOCS) == pytest.approx(expected, abs=1e-6)
     path = str(tiny_qwen3_vl_checkpoint)
     args = ["rerank", "--model", path, "--device", "cpu", "--dtype", "float32", "--query", "cats", "--json"]
-    args += ["--instruction", INSTRUCTION]
     result = subprocess.run(
         [sys.executable, "-m", "lychee_integrations.cli", *args, *[a for d in DOCS for a in ("--doc", d)]],
         capture_output=True,
@@ -120,24 +120,23 @@ def test_cli_http_and_adapter_on_qwen3_vl(tiny_qwen3_vl_checkpoint: Path, qwen3:
     settings = ServiceSettings()
     engine = service_reranker(settings, model=path, device="cpu", dtype="float32").load()
     with serve_app(create_app(engine, settings)) as base:
-        native = httpx.post(
-            f"{base}/api/rerank", json={"query": "cats", "documents": DOCS, "instruction": INSTRUCTION}, timeout=60
-        )
+        native = httpx.post(f"{base}/api/rerank", json={"query": "cats", "documents": DOCS}, timeout=60)
         compat = httpx.post(
             f"{base}/v1/rerank",
-            json={"model": "x", "query": "cats", "documents": DOCS, "instruction": INSTRUCTION},
+            json={"model": "x", "query": "cats", "documents": DOCS},
             timeout=60,
         )
         health = httpx.get(f"{base}/health", timeout=10).json()
     assert native.status_code == 200 and compat.status_code == 200, (native.text, compat.text)
     assert health["model"] == tiny_qwen3_vl_checkpoint.name
+    assert native.json()["instruction"] == get_recipe("qwen3-vl").default_instruction
     assert compat.json()["model"] == tiny_qwen3_vl_checkpoint.name
     by_index = {r["index"]: r["relevance_score"] for r in compat.json()["results"]}
     assert [by_index[i] for i in range(len(DOCS))] == pytest.approx(expected, abs=1e-5)
 
     from langchain_core.documents import Document
 
-    compressor = LycheeRerank(model=path, device="cpu", dtype="float32", top_n=3, instruction=INSTRUCTION)
+    compressor = LycheeRerank(model=path, device="cpu", dtype="float32", top_n=3)
     out = compressor.compress_documents([Document(page_content=d) for d in DOCS], "cats")
     got = {d.page_content: d.metadata["relevance_score"] for d in out}
     assert [got[d] for d in DOCS] == pytest.approx(expected, abs=1e-5)

@@ -87,17 +87,18 @@ def _inputs(documents: list[LabelledDocument]) -> list[RerankInput]:
 
 def cmd_rerank(args: argparse.Namespace) -> int:
     """Rank the documents against the query and print a table or JSON."""
-    from lychee_integrations.instructions import resolve_instruction
+    from lychee_integrations.instructions import instruction_for, resolve_instruction
     from lychee_integrations.results import score_band
 
     try:
-        instruction = resolve_instruction(args.task, args.instruction)
+        resolve_instruction(args.task, args.instruction)
     except ConfigurationError as exc:
         raise UsageError(f"argument {'--task' if args.task is not None else '--instruction'}: {exc}") from exc
     query = query_from_args(args)
     documents = documents_from_args(args)
     inputs = _inputs(documents)
     reranker = _reranker(args)
+    instruction = instruction_for(reranker, args.task, args.instruction)
     try:
         ranked = reranker.rerank(query, inputs, instruction=instruction, top_n=args.top_n)
     except InvalidInputError as exc:

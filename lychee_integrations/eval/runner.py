@@ -68,7 +68,7 @@ def evaluate(
     """
     from tqdm import tqdm
 
-    from lychee_integrations.instructions import resolve_instruction
+    from lychee_integrations.instructions import instruction_for
 
     systems = systems or {"reranked": (None, None)}
     first = run if run is not None else bm25_run(dataset, top_k_docs)
@@ -78,7 +78,7 @@ def evaluate(
         logger.warning(
             "%d of %d queries have no qrels in split %r and are skipped", skipped, len(dataset.queries), dataset.split
         )
-    instructions = {name: resolve_instruction(task, text) for name, (task, text) in systems.items()}
+    instructions = {name: instruction_for(scorer, task, text) for name, (task, text) in systems.items()}
     reranked: dict[str, Run] = {name: {} for name in systems}
     first_cut: Run = {}
     pairs = empty = 0

@@ -3,7 +3,7 @@
 Every function here is synchronous and blocking (it runs the model); the app calls them
 from a thread pool. Content checks reuse the package's input layer
 (:func:`~lychee_integrations.inputs.to_rerank_input`,
-:func:`~lychee_integrations.instructions.resolve_instruction`); images are read by the
+:func:`~lychee_integrations.instructions.instruction_for`); images are read by the
 engine's own loader under the engine's image policy.
 """
 
@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from lychee_integrations.errors import InvalidInputError, LycheeError
 from lychee_integrations.inputs import RerankInput, map_documents, to_rerank_input
-from lychee_integrations.instructions import resolve_instruction
+from lychee_integrations.instructions import instruction_for
 from lychee_integrations.results import RerankResult, rank, score_band
 from lychee_integrations.scoring import Scorer
 from lychee_integrations.service.schemas import (
@@ -89,7 +89,7 @@ def run_native(
         TooManyDocumentsError: More than ``max_documents`` documents.
 
     """
-    instruction = resolve_instruction(request.task, request.instruction)
+    instruction = instruction_for(scorer, request.task, request.instruction)
     query = _checked(_native_value(request.query), "query", None)
     if request.document is not None:
         document = _checked(_native_value(request.document), "document", 0)
@@ -154,7 +154,7 @@ def run_compat(
         TooManyDocumentsError: More than ``max_documents`` documents.
 
     """
-    instruction = resolve_instruction(request.task, request.instruction)
+    instruction = instruction_for(scorer, request.task, request.instruction)
     query = _checked(_compat_value(request.query), "query", None)
     if isinstance(request.documents, MultiModalContent):
         raw: list[object] = [_from_parts(MultiModalContent(content=[part])) for part in request.documents.content]

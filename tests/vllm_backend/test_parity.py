@@ -67,7 +67,7 @@ def test_long_documents_are_cut_like_the_engine(engine: Any, vllm_reranker: Any,
     documents = [long_text, {"text": long_text, "image": pictures["blue"]}, "short"]
     pairs = engine.encode("hotel limits", documents)
     assert [p.truncated for p in pairs] == [True, True, False]
-    assert all(len(p) <= vllm_reranker.config.max_length for p in pairs)
+    assert all(len(p) <= vllm_reranker.max_length for p in pairs)
     assert_same(engine, vllm_reranker, "hotel limits", documents)
     # A long query is cut after the document text.
     assert_same(engine, vllm_reranker, long_text, ["a document", long_text])

@@ -317,11 +317,7 @@ def _build_tiny_qwen3_vl(out: Path, vocab_size: int | None, seed: int, dtype: st
         raise ValueError(f"vocab_size={n_vocab} is smaller than the tokenizer ({len(tokenizer)} tokens)")
     torch.manual_seed(seed)
     model = Qwen3VLForConditionalGeneration(_qwen3_vl_config(n_vocab, ids)).to(getattr(torch, dtype))
-    with torch.no_grad():
-        # Wider random weights than the default init, so that scores spread over (0, 1).
-        for param in model.parameters():
-            if param.dim() > 1:
-                param.normal_(0.0, 0.2)
+    _spread_weights(model)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     logger.info("built tiny Qwen3-VL-Reranker checkpoint at %s", out)
@@ -404,11 +400,7 @@ def build_tiny_checkpoint(
     with torch.device(device):
         model = Qwen2_5_VLForConditionalGeneration(config).to(getattr(torch, dtype))
     if preset == "tiny":
-        with torch.no_grad():
-            # Wider random weights than the default init, so that scores spread over (0, 1).
-            for param in model.parameters():
-                if param.dim() > 1:
-                    param.normal_(0.0, 0.2)
+        _spread_weights(model)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     logger.info("built tiny Lychee checkpoint at %s (transformers %s)", out, transformers.__version__)
@@ -522,3 +514,13 @@ class FakeScorer:
     ) -> list[RerankResult]:
         """Score and order the documents best first (see :func:`rank`)."""
         return rank(self.score(query, documents, instruction=instruction, task=task), top_n)
+
+
+def _spread_weights(model: Any) -> None:
+    """Wider random weights than the default init, so that a tiny model's scores spread over (0, 1)."""
+    import torch
+
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() > 1:
+                param.normal_(0.0, 0.2)

@@ -7,7 +7,8 @@ thread and must be quick; an exception in one is logged and never reaches the ca
 Events (name: value):
     ``queue_wait_seconds``: how long a call waited for the model (other calls running).
     ``batch_pairs``: pairs in one forward pass.
-    ``batch_tokens``: tokens (padding included) in one forward pass.
+    ``batch_tokens``: tokens (padding included) in one forward pass; a prefix shared by the pairs
+    runs once before their batches and is not counted here.
     ``batch_seconds``: duration of one forward pass.
     ``pairs_scored``: pairs scored by one run of the model.
     ``tokens_scored``: prompt tokens (without padding) scored by one run of the model.

@@ -177,7 +177,8 @@ def test_metrics_move_with_traffic(keyed: str, client: httpx.Client) -> None:
     assert delta("lychee_documents_scored_total") >= len(TEXTS)
     assert delta("lychee_tokens_scored_total") >= ok["usage"]["total_tokens"]
     assert delta("lychee_engine_batch_pairs_count") >= 1 and delta("lychee_engine_batch_pairs_sum") >= len(TEXTS)
-    assert delta("lychee_engine_batch_tokens_sum") >= ok["usage"]["total_tokens"]
+    # A prefix the pairs share runs once, outside the batches: batches carry fewer tokens than the pairs.
+    assert 0 < delta("lychee_engine_batch_tokens_sum") <= ok["usage"]["total_tokens"]
     assert delta("lychee_engine_queue_wait_seconds_count") >= 1
     assert _value(after, "lychee_model_loaded") == 1
     assert _value(after, "lychee_model_info", model="lychee-tiny") == 1

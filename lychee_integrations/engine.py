@@ -123,7 +123,7 @@ class _Runtime:
 
         try:
             scores: list[float] = [0.0] * len(everything)
-            if self.config.prefix_reuse:
+            if self.config.prefix_reuse and model.cache_keyword is not None:
                 groups, alone = group_by_prefix(everything, model.image_token_id)
             else:
                 groups, alone = [], list(range(len(everything)))

@@ -166,6 +166,9 @@ class LoadedModel:
         self.no_id = _single_token(tokenizer, self.recipe.no_token, self.recipe)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.image_token_id = int(model.config.image_token_id)
+        #: How this transformers version's forward takes a key/value cache (``cache`` from 5.2x,
+        #: ``past_key_values`` before); ``None`` turns prefix reuse off rather than let a cache be ignored.
+        self.cache_keyword = _cache_keyword(model.model)
         head = model.get_output_embeddings()
         weight = head.weight
         with torch.no_grad():
@@ -305,8 +308,8 @@ class LoadedModel:
                 input_ids=ids,
                 attention_mask=torch.ones_like(ids),
                 position_ids=positions,
-                cache=cache,
                 use_cache=True,
+                **{self.cache_keyword or "cache": cache},
                 **inputs,
             )
         return PrefixState(length=length, n_images=n_images, cache=cache)
@@ -359,8 +362,8 @@ class LoadedModel:
                 input_ids=input_ids,
                 attention_mask=mask,
                 position_ids=positions,
-                cache=cache,
                 use_cache=True,
+                **{self.cache_keyword or "cache": cache},
                 **inputs,
             ).last_hidden_state
             last = torch.tensor([len(p) - start - 1 for p in pairs], device=self.device)
@@ -371,6 +374,14 @@ class LoadedModel:
     def free_memory(self) -> None:
         """Release cached device memory (after an out-of-memory error)."""
         free_device_memory(self.device)
+
+
+def _cache_keyword(module: Any) -> str | None:
+    """Return the name under which ``module.forward`` takes a key/value cache, if it has one."""
+    import inspect
+
+    parameters = inspect.signature(module.forward).parameters
+    return next((name for name in ("cache", "past_key_values") if name in parameters), None)
 
 
 def free_device_memory(device: str) -> None:

@@ -16,7 +16,7 @@ import pytest
 from lychee_integrations.eval import evaluate, load_dataset, read_run
 from lychee_integrations.eval.report import format_trec
 from lychee_integrations.inputs import RerankInput
-from lychee_integrations.scoring import FakeScorer
+from lychee_integrations.testing import FakeScorer
 
 SHIPPED = Path(__file__).resolve().parent.parent / "examples" / "data" / "eval"
 
@@ -159,3 +159,24 @@ def test_broken_dataset_fails_cleanly(breaker: object, tmp_path: Path) -> None:
     assert file_name in result.stderr and (line is None or line in result.stderr), result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists() and not (tmp_path / "r.trec").exists()
+
+
+def test_families_compared_on_one_dataset(
+    tiny_checkpoint: Path, tiny_qwen3_vl_checkpoint: Path, tiny_reranker: object
+) -> None:
+    """The same dataset and first stage, reranked by a Lychee and a Qwen3-VL-Reranker checkpoint."""
+    from lychee_integrations.engine import LycheeReranker
+    from lychee_integrations.images import ImagePolicy
+    from lychee_integrations.recipes import get_recipe
+
+    dataset = load_dataset(SHIPPED)
+    run = read_run(SHIPPED / "bm25.trec", dataset)
+    policy = ImagePolicy(allow_remote=False, local_root=SHIPPED.resolve())
+    reports = {}
+    for family, checkpoint in (("lychee", tiny_checkpoint), ("qwen3-vl", tiny_qwen3_vl_checkpoint)):
+        scorer = LycheeReranker(str(checkpoint), device="cpu", dtype="float32", image_policy=policy)
+        reports[family] = evaluate(dataset, scorer=scorer, run=run, top_k_docs=5)
+        assert reports[family].instructions == {"reranked": get_recipe(family).default_instruction}
+    assert reports["lychee"].metrics["first_stage"] == reports["qwen3-vl"].metrics["first_stage"]
+    assert reports["lychee"].runs["reranked"].keys() == reports["qwen3-vl"].runs["reranked"].keys()
+    assert reports["lychee"].runs["reranked"] != reports["qwen3-vl"].runs["reranked"]

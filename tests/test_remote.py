@@ -316,3 +316,18 @@ def test_bad_options_are_refused_at_construction() -> None:
 def test_importing_the_package_does_not_import_httpx() -> None:
     code = "import sys, lychee_integrations as l; l.RemoteReranker; assert 'httpx' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_real_server_with_api_key(tiny_checkpoint: Path, tiny_reranker: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``lychee serve --api-key``: no key and a wrong key get 401 and a clear client error; the key works."""
+    monkeypatch.delenv("LYCHEE_API_KEY", raising=False)
+    with lychee_serve(tiny_checkpoint, "--api-key", "s3cret-key") as base:
+        with RemoteReranker(base, timeout=30) as anonymous, pytest.raises(AuthenticationError, match="LYCHEE_API_KEY"):
+            anonymous.score("capital of France", TEXTS[:2])
+        with RemoteReranker(base, api_key="wrong", timeout=30) as wrong, pytest.raises(AuthenticationError):
+            wrong.score("capital of France", TEXTS[:2])
+        monkeypatch.setenv("LYCHEE_API_KEY", "s3cret-key")
+        with RemoteReranker(base, timeout=30) as keyed:
+            got = keyed.score("capital of France", TEXTS[:2])
+        assert got == pytest.approx(tiny_reranker.score("capital of France", TEXTS[:2]), abs=1e-5)
+        assert "s3cret-key" not in repr(keyed)

@@ -180,3 +180,24 @@ def test_families_compared_on_one_dataset(
     assert reports["lychee"].metrics["first_stage"] == reports["qwen3-vl"].metrics["first_stage"]
     assert reports["lychee"].runs["reranked"].keys() == reports["qwen3-vl"].runs["reranked"].keys()
     assert reports["lychee"].runs["reranked"] != reports["qwen3-vl"].runs["reranked"]
+
+
+def test_cli_against_a_server_gives_the_engine_run(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """``lychee eval --base-url``: the same run through ``lychee serve`` as in process (images sent by the client)."""
+    from remote_helpers import lychee_serve
+
+    common = [str(SHIPPED), "--run", str(SHIPPED / "bm25.trec"), "--top-k", "4", "--no-progress"]
+    local = lychee("eval", *common, "--model", str(tiny_checkpoint), "--device", "cpu", "--dtype", "float32",
+                   "--save-run", str(tmp_path / "local.trec"))  # fmt: skip
+    assert local.returncode == 0, local.stderr
+    with lychee_serve(tiny_checkpoint) as base:
+        served = lychee("eval", *common, "--base-url", base, "--save-run", str(tmp_path / "served.trec"))
+    assert served.returncode == 0, served.stderr
+
+    def scores(path: Path) -> dict[tuple[str, str], float]:
+        rows = [line.split() for line in path.read_text().splitlines()]
+        return {(r[0], r[2]): float(r[4]) for r in rows}
+
+    here, there = scores(tmp_path / "local.trec"), scores(tmp_path / "served.trec")
+    assert here.keys() == there.keys() and len(here) > 10
+    assert max(abs(here[k] - there[k]) for k in here) < 1e-5

@@ -313,7 +313,13 @@ def build_eval_scorer(args: argparse.Namespace, dataset_root: Path) -> Scorer:
     """
     from lychee_integrations.images import ImagePolicy
 
-    return _reranker(args, image_policy=ImagePolicy(allow_remote=False, local_root=dataset_root.resolve()))
+    policy = ImagePolicy(allow_remote=False, local_root=dataset_root.resolve())
+    if args.base_url:
+        from lychee_integrations.remote import RemoteReranker
+
+        # The client reads the dataset's images and sends them; the server never sees these paths.
+        return RemoteReranker(args.base_url, api_key=args.api_key, protocol=args.protocol, image_policy=policy)
+    return _reranker(args, image_policy=policy)
 
 
 def _eval_systems(args: argparse.Namespace) -> dict[str, tuple[str | None, str | None]]:

@@ -288,6 +288,12 @@ def _eval_parser(commands: Any) -> None:
         "STEM.TEMPLATE.SUFFIX",
     )
     out.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    remote = parser.add_argument_group("a reranker server instead of the in-process engine")
+    remote.add_argument(
+        "--base-url", metavar="URL", help="rerank with the server at URL (lychee serve, or vLLM with --protocol vllm)"
+    )
+    remote.add_argument("--api-key", metavar="KEY", help="the server's API key (default: $LYCHEE_API_KEY)")
+    remote.add_argument("--protocol", choices=("lychee", "vllm"), default="lychee", help="the server's request shape")
     _add_engine_options(parser)
     parser.set_defaults(handler=cmd_eval, command_parser=parser)
 

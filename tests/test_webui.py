@@ -203,3 +203,23 @@ def test_page_mounted_next_to_the_api(browser: Any, tiny_checkpoint: Path, tiny_
         finally:
             context.close()
     assert_table_is_engine_ranking(rows, tiny_reranker.rerank(QUERY, TEXTS), ["text"] * 3)
+
+
+@pytest.mark.browser
+def test_page_on_a_qwen3_vl_checkpoint(browser: Any, tiny_qwen3_vl_checkpoint: Path) -> None:
+    """The same page, unchanged, on the second model family: its table is that engine's ranking."""
+    settings = ServiceSettings(max_documents=10)
+    engine = service_reranker(settings, model=str(tiny_qwen3_vl_checkpoint), device="cpu", dtype="float32").load()
+    with serve_app(create_ui_app(engine, settings)) as base:
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(base + "/")
+        page.locator("#run").wait_for()
+        page.locator("#query-text textarea").fill(QUERY)
+        page.locator("#documents-text textarea").fill("\n---\n".join(TEXTS))
+        instruction = page.locator("#instruction textarea").input_value()
+        rows = run_and_read(page)
+        context.close()
+    expected = engine.rerank(QUERY, TEXTS, instruction=instruction)
+    assert_table_is_engine_ranking(rows, expected, ["text"] * 3)

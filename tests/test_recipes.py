@@ -165,3 +165,19 @@ def test_build_tiny_cli_builds_a_qwen3_vl_checkpoint(tmp_path: Path) -> None:
     config = json.loads((target / "config.json").read_text(encoding="utf-8"))
     assert config["model_type"] == "qwen3_vl"
     assert config["vision_config"]["patch_size"] == 16 and config["vision_config"]["spatial_merge_size"] == 2
+
+
+def test_llama_index_adapter_on_qwen3_vl(tiny_qwen3_vl_checkpoint: Path, qwen3: LycheeReranker) -> None:
+    """The LlamaIndex postprocessor, unchanged, on the second family: its default instruction, its scores."""
+    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+    from lychee_integrations.llama_index import LycheeRerank
+
+    expected = qwen3.score("cats", DOCS, instruction=get_recipe("qwen3-vl").default_instruction)
+    postprocessor = LycheeRerank(model=str(tiny_qwen3_vl_checkpoint), device="cpu", dtype="float32", top_n=3)
+    assert postprocessor.model_name == str(tiny_qwen3_vl_checkpoint)
+    nodes = postprocessor.postprocess_nodes(
+        [NodeWithScore(node=TextNode(text=d), score=0.0) for d in DOCS], QueryBundle("cats")
+    )
+    got = {n.node.get_content(): n.score for n in nodes}
+    assert [got[d] for d in DOCS] == pytest.approx(expected, abs=1e-5)

@@ -51,6 +51,14 @@ def largest_difference(a: list[float], b: list[float]) -> float:
     return max(abs(x - y) for x, y in zip(a, b, strict=True))
 
 
+def report(name: str, local_rate: float, remote_rate: float, diff: float) -> None:
+    print(
+        f"{name:34s} in process {local_rate:8.1f} docs/s | remote {remote_rate:8.1f} docs/s | "
+        f"ratio remote/in-process {remote_rate / local_rate:.2f}x | largest score difference {diff:.1e}",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", help="use this checkpoint instead of building the small preset")
@@ -82,7 +90,7 @@ def main() -> None:
                     remote.score(query, documents, instruction=instruction),
                 )
                 rows.append((name, len(documents) / local_s, len(documents) / remote_s, diff))
-                logging.info("measured %s", name)
+                report(*rows[-1])  # printed as soon as measured: the concurrency part takes longest
 
             n = args.clients * args.docs_per_client
             query, documents, instruction = text_kb_workload(n, seed=1)
@@ -99,11 +107,6 @@ def main() -> None:
             many_s = best_of(concurrent_clients, args.repeat)
 
     print(f"checkpoint {'given' if args.checkpoint else 'small preset (8 layers of 512)'}, {args.device}, {args.dtype}")
-    for name, local_rate, remote_rate, diff in rows:
-        print(
-            f"{name:34s} in process {local_rate:8.1f} docs/s | remote {remote_rate:8.1f} docs/s | "
-            f"ratio remote/in-process {remote_rate / local_rate:.2f}x | largest score difference {diff:.1e}"
-        )
     print(
         f"{args.clients} concurrent clients x {args.docs_per_client} documents: {n / many_s:8.1f} docs/s | "
         f"one call of {n}: {n / one_s:8.1f} docs/s | ratio concurrent/one call {one_s / many_s:.2f}x"

@@ -29,14 +29,16 @@ def client(server: Any) -> Any:
         yield remote
 
 
-def test_remote_reranker_scores_like_the_engine(client: Any, engine: Any, pictures: dict[str, Any]) -> None:
+def test_remote_reranker_scores_like_the_engine(
+    client: Any, server: Any, engine: Any, pictures: dict[str, Any]
+) -> None:
     red, blue, green = pictures["red"], pictures["blue"], pictures["green"]
     documents: list[Any] = ["a red sports car", {"image": blue}, {"text": "a green field", "image": green}, "a banana"]
     for query in ("a red car", {"image": red}, {"text": "a red car", "image": red}):
         for instruction in (None, INSTRUCTION):
             expected = engine.score(query, documents, instruction=instruction)
             assert_close(expected, client.score(query, documents, instruction=instruction))
-    assert client.model_name == engine.model_name or client.model_name
+    assert client.model_name == server.model  # read from GET /v1/models
 
 
 def test_remote_reranker_task_async_and_top_n(client: Any, engine: Any) -> None:

@@ -3,7 +3,7 @@
 Both run in the same process, on the same checkpoint and the same workloads (``workloads.py``):
 an image query against short text documents, and a text query under a long knowledge-base
 instruction against ~100-word documents. Prints each backend's throughput, the engine/vLLM
-time ratio (above 1: vLLM is faster) and the largest score difference. Run it in the vLLM
+throughput ratio (above 1: the engine is faster) and the largest score difference. Run it in the vLLM
 environment (``bash .ci/vllm-env.sh .venv-vllm``):
 
     .venv-vllm/bin/python benchmarks/bench_vllm.py                 # CPU, small preset, float32
@@ -69,9 +69,13 @@ def main() -> None:
             Path(args.checkpoint) if args.checkpoint else build_tiny_checkpoint(Path(tmp) / "ckpt", preset=args.preset)
         )
         engine = LycheeReranker(model=str(path), device=device, dtype=dtype)
+        threads = torch.get_num_threads()
+        print(f"device {device}, dtype {dtype}, preset {args.preset}, {threads} torch threads", flush=True)
         results: dict[str, dict[str, Any]] = {name: {} for name in workloads}
         for name, workload in workloads.items():
-            results[name]["engine"], results[name]["engine_scores"] = measure(engine, workload, args.repeat)
+            seconds, results[name]["engine_scores"] = measure(engine, workload, args.repeat)
+            results[name]["engine"] = seconds
+            print(f"{name}: engine (in process) {len(workload[1]) / seconds:8.2f} docs/s", flush=True)
         engine.unload()
         if device == "cuda":
             torch.cuda.empty_cache()
@@ -81,20 +85,18 @@ def main() -> None:
             options["gpu_memory_utilization"] = 0.6
         started = time.perf_counter()
         reranker = VLLMReranker(str(path), dtype=dtype, **options).load()
-        load_seconds = time.perf_counter() - started
+        print(f"vLLM started in {time.perf_counter() - started:.0f}s", flush=True)
         for name, workload in workloads.items():
-            results[name]["vllm"], results[name]["vllm_scores"] = measure(reranker, workload, args.repeat)
+            seconds, scores = measure(reranker, workload, args.repeat)
+            r = results[name]
+            n = len(workload[1])
+            diff = max(abs(a - b) for a, b in zip(r["engine_scores"], scores, strict=True))
+            print(f"{name}: {n} documents", flush=True)
+            print(f"  engine (in process): {n / r['engine']:8.2f} docs/s")
+            print(f"  vLLM (VLLMReranker): {n / seconds:8.2f} docs/s")
+            print(f"  engine / vLLM (docs/s; above 1: the engine is faster): {seconds / r['engine']:.2f}x")
+            print(f"  largest score difference: {diff:.2e}", flush=True)
         reranker.unload()
-
-    print(f"device {device}, dtype {dtype}, preset {args.preset}, vLLM start {load_seconds:.0f}s")
-    for name, (_, documents, _) in workloads.items():
-        r = results[name]
-        diff = max(abs(a - b) for a, b in zip(r["engine_scores"], r["vllm_scores"], strict=True))
-        print(f"{name}: {len(documents)} documents")
-        print(f"  engine (in process): {len(documents) / r['engine']:8.1f} docs/s")
-        print(f"  vLLM (VLLMReranker): {len(documents) / r['vllm']:8.1f} docs/s")
-        print(f"  ratio engine time / vLLM time: {r['engine'] / r['vllm']:.2f}x")
-        print(f"  largest score difference: {diff:.2e}")
 
 
 if __name__ == "__main__":

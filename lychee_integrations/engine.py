@@ -11,22 +11,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from lychee_integrations.batching import run_batched
+from lychee_integrations.batching import plan_batches, run_batched
 from lychee_integrations.config import DEFAULT_MODEL, RerankerConfig
 from lychee_integrations.errors import ConfigurationError
 from lychee_integrations.images import ImagePolicy, load_image
 from lychee_integrations.inputs import InputLike, RerankInput, map_documents, to_query_input, to_rerank_input
 from lychee_integrations.instructions import InstructionRegistry, default_registry
-from lychee_integrations.prompt import EncodedPair, PromptEncoder, Side
+from lychee_integrations.prompt import EncodedPair, ImageFeatures, PromptEncoder, Side
 from lychee_integrations.results import RerankResult, rank
 from lychee_integrations.telemetry import emit
 
 if TYPE_CHECKING:
     from lychee_integrations.model import PrefixState
+    from lychee_integrations.prefix import PrefixGroup
 
 __all__ = ["LycheeReranker"]
 
@@ -39,6 +41,8 @@ class _Job:
     scores: list[float] = field(default_factory=list)
     error: BaseException | None = None
     done: bool = False
+    #: Seconds per stage of the run that scored this job (shared by the jobs combined into it).
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 class _Runtime:
@@ -57,25 +61,47 @@ class _Runtime:
             max_pixels=model.max_pixels,
         )
         self.config = config
+        #: Makes image patches ahead of the batches that read them (see ImageFeatures.prefetch).
+        self._patch_pool = (
+            ThreadPoolExecutor(max_workers=config.preprocess_workers, thread_name_prefix="lychee-patch")
+            if config.preprocess_workers > 1
+            else None
+        )
         self._queue: list[_Job] = []
         self._queue_lock = threading.Lock()
         self._run_lock = threading.Lock()
 
-    def run(self, pairs: list[EncodedPair]) -> list[float]:
-        """Score pairs, combining them with those of other threads waiting at the same time."""
+    def run(self, pairs: list[EncodedPair], stages: dict[str, float] | None = None) -> list[float]:
+        """Score pairs, combining them with those of other threads waiting at the same time.
+
+        Args:
+            pairs: The encoded pairs.
+            stages: Filled with the seconds spent waiting for the model (``waiting``) and,
+                for the run that scored these pairs, in the vision tower (``vision``), the
+                language model (``language_model``) and the whole run (``run``).
+
+        """
         job = _Job(pairs)
         queued = time.perf_counter()
         with self._queue_lock:
             self._queue.append(job)
         with self._run_lock:
-            emit("queue_wait_seconds", time.perf_counter() - queued)
+            waited = time.perf_counter() - queued
+            emit("queue_wait_seconds", waited)
             if not job.done:
                 with self._queue_lock:
                     jobs, self._queue = self._queue, []
                 self._run_jobs(jobs)
+        if stages is not None:
+            stages.update(job.stages, waiting=waited)
         if job.error is not None:
             raise job.error
         return job.scores
+
+    def close(self) -> None:
+        """Stop the patch pool (patches not started are made on use instead)."""
+        if self._patch_pool is not None:
+            self._patch_pool.shutdown(wait=False, cancel_futures=True)
 
     def _run_jobs(self, jobs: list[_Job]) -> None:
         from lychee_integrations.model import ImageCache, is_out_of_memory
@@ -92,6 +118,7 @@ class _Runtime:
             bar = tqdm(total=len(everything), desc="lychee rerank", unit="pair")
         model = self.model
         started_run = time.perf_counter()
+        vision_before, image_wait_before = model.vision_seconds, model.image_wait_seconds
         stage = {"prefix": 0.0, "batches": 0.0}
 
         def timed(fn: Callable[[list[EncodedPair]], list[float]], offset: int) -> Callable[..., list[float]]:
@@ -127,6 +154,9 @@ class _Runtime:
                 groups, alone = group_by_prefix(everything, model.image_token_id)
             else:
                 groups, alone = [], list(range(len(everything)))
+            if self._patch_pool is not None:
+                for features in _images_in_run_order(everything, groups, alone, self.config):
+                    features.prefetch(self._patch_pool)
             for group in groups:
                 members = [everything[i] for i in group.indices]
                 started = time.perf_counter()
@@ -150,10 +180,22 @@ class _Runtime:
         finally:
             if bar is not None:
                 bar.close()
+        vision = model.vision_seconds - vision_before
+        image_wait = model.image_wait_seconds - image_wait_before
+        stages = {
+            "image_wait": image_wait,
+            "vision": vision,
+            "language_model": stage["prefix"] + stage["batches"] - vision - image_wait,
+            "run": time.perf_counter() - started_run,
+        }
         logger.debug(
-            "scored %d pairs in %.3fs: %d prefix group(s) %.3fs, batches %.3fs",
+            "scored %d pairs in %.3fs: waiting for image patches %.3fs, vision %.3fs, language model %.3fs "
+            "(%d prefix group(s) %.3fs, batches %.3fs)",
             len(everything),
-            time.perf_counter() - started_run,
+            stages["run"],
+            stages["image_wait"],
+            stages["vision"],
+            stages["language_model"],
             len(groups),
             stage["prefix"],
             stage["batches"],
@@ -162,7 +204,7 @@ class _Runtime:
         emit("tokens_scored", sum(len(p) for p in everything))
         start = 0
         for job in jobs:
-            job.scores, job.done = scores[start : start + len(job.pairs)], True
+            job.scores, job.stages, job.done = scores[start : start + len(job.pairs)], stages, True
             start += len(job.pairs)
 
 
@@ -272,6 +314,7 @@ class LycheeReranker:
             from lychee_integrations.model import free_device_memory
 
             device = runtime.model.device
+            runtime.close()
             del runtime
             free_device_memory(device)
             logger.info("unloaded %s", self.config.model)
@@ -379,9 +422,11 @@ class LycheeReranker:
             >>> scores, tokens = reranker.score_with_usage("q", ["a", "b"])  # doctest: +SKIP
 
         """
+        started = time.perf_counter()
         pairs = self.encode(query, documents, instruction=instruction, task=task)
         if not pairs:
             return [], 0
+        encoded = time.perf_counter() - started
         truncated = sum(p.truncated for p in pairs)
         if truncated:
             logger.info(
@@ -390,7 +435,37 @@ class LycheeReranker:
                 len(pairs),
                 self._get_runtime().encoder.max_length,
             )
-        return self._get_runtime().run(pairs), sum(len(p) for p in pairs)
+        stages: dict[str, float] = {}
+        scores = self._get_runtime().run(pairs, stages)
+        logger.debug(
+            "call of %d documents: encode %.3fs, waiting for the model %.3fs, waiting for image patches %.3fs, "
+            "vision %.3fs, language model %.3fs (run shared with concurrent calls: %.3fs)",
+            len(pairs),
+            encoded,
+            stages["waiting"],
+            stages["image_wait"],
+            stages["vision"],
+            stages["language_model"],
+            stages["run"],
+        )
+        return scores, sum(len(p) for p in pairs)
+
+    def score_encoded(self, pairs: Sequence[EncodedPair]) -> list[float]:
+        """Score pairs built beforehand by :meth:`encode` (of this reranker), in their order.
+
+        Lets a caller prepare pairs ahead (in another thread, or while an earlier call
+        runs) and time the model on its own. Calls from several threads are combined as
+        for :meth:`score`.
+
+        Example:
+            >>> pairs = reranker.encode("a red car", ["a red sports car", "a banana"])  # doctest: +SKIP
+            >>> reranker.score_encoded(pairs)  # doctest: +SKIP
+            [0.97, 0.01]
+
+        """
+        if not pairs:
+            return []
+        return self._get_runtime().run(list(pairs))
 
     def rerank(
         self,
@@ -425,6 +500,17 @@ class LycheeReranker:
     def __repr__(self) -> str:
         state = "loaded" if self.is_loaded else "not loaded"
         return f"LycheeReranker(model={self.config.model!r}, device={self.config.device!r}, {state})"
+
+
+def _images_in_run_order(
+    pairs: Sequence[EncodedPair], groups: Sequence[PrefixGroup], alone: Sequence[int], config: RerankerConfig
+) -> Iterator[ImageFeatures]:
+    """Yield a run's images in the order its batches read them (prefix groups, then the rest)."""
+    for indices, offset in [*((g.indices, g.length) for g in groups), (tuple(alone), 0)]:
+        lengths = [len(pairs[i]) - offset for i in indices]
+        for batch in plan_batches(lengths, max_batch_size=config.batch_size, max_batch_tokens=config.max_batch_tokens):
+            for k in batch:
+                yield from pairs[indices[k]].images
 
 
 def _config_options(config: RerankerConfig) -> dict[str, Any]:

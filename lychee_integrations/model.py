@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -166,6 +167,10 @@ class LoadedModel:
         self.no_id = _single_token(tokenizer, self.recipe.no_token, self.recipe)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.image_token_id = int(model.config.image_token_id)
+        #: Seconds spent in the vision tower since loading (stage times at DEBUG level).
+        self.vision_seconds = 0.0
+        #: Seconds spent waiting for image patches (made in a pool, or here when not prefetched).
+        self.image_wait_seconds = 0.0
         #: How this transformers version's forward takes a key/value cache (``cache`` from 5.2x,
         #: ``past_key_values`` before); ``None`` turns prefix reuse off rather than let a cache be ignored.
         self.cache_keyword = _cache_keyword(model.model)
@@ -239,10 +244,17 @@ class LoadedModel:
         embeddings = {id(f): known[id(f)] for f in images if id(f) in known}
         todo = list({id(f): f for f in images if id(f) not in embeddings}.values())
         if todo:
+            started = time.perf_counter()
+            pixels = [f.pixel_values for f in todo]
+            self.image_wait_seconds += time.perf_counter() - started
+            started = time.perf_counter()
             out = self.model.model.get_image_features(
-                torch.cat([f.pixel_values for f in todo]).to(self.device),
+                torch.cat(pixels).to(self.device),
                 torch.cat([f.grid_thw for f in todo]).to(self.device),
             )
+            if self.device.startswith("cuda") and logger.isEnabledFor(logging.DEBUG):
+                torch.cuda.synchronize()  # only for exact stage times
+            self.vision_seconds += time.perf_counter() - started
             # Qwen3-VL also returns "deepstack" features: per layer, a tuple of per-image tensors.
             deepstack = getattr(out, "deepstack_features", None)
             for n, (features, embedding) in enumerate(zip(todo, out.pooler_output, strict=True)):

@@ -11,7 +11,9 @@ ordinary tokens that fit, then the 5-token suffix.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -33,13 +35,78 @@ _MAX_CUT_ROUNDS = 8
 _SUFFIX_TOKENS = 5
 
 
-@dataclass(frozen=True)
 class ImageFeatures:
-    """One preprocessed image: its patches, its grid and how many tokens it takes."""
+    """One image as the model takes it: its grid and token count now, its patches when needed.
 
-    pixel_values: torch.Tensor
-    grid_thw: torch.Tensor
-    n_tokens: int
+    The grid (and so the number of visual tokens) follows from the image's size alone, so
+    pairs can be tokenized and planned into batches at once. The patches (resize, normalize,
+    patchify: most of an image's preprocessing) are made on first use of
+    :attr:`pixel_values`, or ahead of use in a thread pool after :meth:`prefetch`, so that
+    they are made while earlier batches run on the device.
+
+    Args:
+        grid_thw: The ``(1, 3)`` grid (frames, patch rows, patch columns).
+        n_tokens: Visual tokens the image takes in the prompt.
+        pixel_values: The patches, when already made.
+        make: Makes ``(pixel_values, grid_thw)``; the grid it returns must equal ``grid_thw``.
+
+    """
+
+    __slots__ = ("_future", "_lock", "_make", "_pixels", "grid_thw", "n_tokens")
+
+    def __init__(
+        self,
+        grid_thw: torch.Tensor,
+        n_tokens: int,
+        *,
+        pixel_values: torch.Tensor | None = None,
+        make: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ) -> None:
+        if pixel_values is None and make is None:
+            raise ValueError("ImageFeatures needs pixel_values or make")
+        self.grid_thw = grid_thw
+        self.n_tokens = n_tokens
+        self._pixels = pixel_values
+        self._make = make
+        self._future: Future[torch.Tensor] | None = None
+        self._lock = threading.Lock()
+
+    def _compute(self) -> torch.Tensor:
+        import torch
+
+        make = self._make
+        assert make is not None
+        pixels, grid = make()
+        if not torch.equal(grid.to(self.grid_thw.dtype), self.grid_thw):
+            planned = self.grid_thw.tolist()
+            raise RuntimeError(f"the image processor made a {grid.tolist()} grid where {planned} was planned")
+        return pixels
+
+    @property
+    def pixel_values(self) -> torch.Tensor:
+        """The patches; made now (or waited for, after :meth:`prefetch`) on first use."""
+        pixels = self._pixels
+        if pixels is None:
+            with self._lock:
+                if self._pixels is None:
+                    self._pixels = self._future.result() if self._future is not None else self._compute()
+                    self._make = self._future = None  # drop the decoded image
+                pixels = self._pixels
+        return pixels
+
+    @property
+    def is_ready(self) -> bool:
+        """Whether the patches are made (or being made in a pool)."""
+        return self._pixels is not None or self._future is not None
+
+    def prefetch(self, pool: Executor) -> None:
+        """Start making the patches in ``pool`` unless they are made or under way."""
+        with self._lock:
+            if self._pixels is None and self._future is None:
+                self._future = pool.submit(self._compute)
+
+    def __repr__(self) -> str:
+        return f"ImageFeatures(grid_thw={self.grid_thw.tolist()}, n_tokens={self.n_tokens})"
 
 
 @dataclass(frozen=True)
@@ -125,7 +192,9 @@ class PromptEncoder:
             self._backend.no_truncation()
             self._backend.no_padding()
         self._image_token: str = processor.image_token
-        self._merge = int(processor.image_processor.merge_size) ** 2
+        self._merge_size = int(processor.image_processor.merge_size)
+        self._merge = self._merge_size**2
+        self._patch = int(processor.image_processor.patch_size)
         self._special_ids = frozenset(int(i) for i in processor.tokenizer.all_special_ids)
         self.recipe = recipe
         self.min_pixels = recipe.min_pixels if min_pixels is None else min_pixels
@@ -133,22 +202,43 @@ class PromptEncoder:
         self.max_length = max_length
 
     def encode_image(self, image: PILImage, *, item: str = "image", index: int | None = None) -> ImageFeatures:
-        """Preprocess one image (the recipe's resize, then patches) with the checkpoint's image processor.
+        """Plan one image: its grid and token count now; its patches, by the checkpoint's processor, on use.
+
+        The recipe's resize (Qwen3-VL's) runs now; the processor's resize and patching run
+        when :attr:`ImageFeatures.pixel_values` is first read or after
+        :meth:`ImageFeatures.prefetch`.
 
         Raises:
-            InvalidInputError: The recipe refuses the image (an aspect ratio over 200 for Qwen3-VL).
+            InvalidInputError: The image cannot be resized (an aspect ratio over 200).
 
         """
-        if self.recipe.prepare_image is None:
-            out = self._processor.image_processor(images=[image], return_tensors="pt")
-        else:
-            try:
+        import torch
+
+        processor = self._processor.image_processor
+        options: dict[str, Any] = {}
+        try:
+            if self.recipe.prepare_image is None:
+                # The size the processor's own resize picks, within the processor's own bounds.
+                bounds = processor.size
+                height, width = _processor_resize(
+                    image.height,
+                    image.width,
+                    self._patch * self._merge_size,
+                    bounds["shortest_edge"],
+                    bounds["longest_edge"],
+                )
+            else:
                 image = self.recipe.prepare_image(image, self.min_pixels, self.max_pixels)
-            except ValueError as exc:
-                raise InvalidInputError(item, str(exc), index=index) from exc
-            out = self._processor.image_processor(images=[image], do_resize=False, return_tensors="pt")
-        grid = out["image_grid_thw"]
-        return ImageFeatures(out["pixel_values"], grid, int(grid.prod().item()) // self._merge)
+                height, width, options["do_resize"] = image.height, image.width, False
+        except ValueError as exc:
+            raise InvalidInputError(item, str(exc), index=index) from exc
+        grid = torch.tensor([[1, height // self._patch, width // self._patch]])
+
+        def make() -> tuple[torch.Tensor, torch.Tensor]:
+            out = processor(images=[image], return_tensors="pt", **options)
+            return out["pixel_values"], out["image_grid_thw"]
+
+        return ImageFeatures(grid, int(grid.prod().item()) // self._merge, make=make)
 
     def token_ids(self, text: str) -> list[int]:
         """Tokenize exactly as the processor does."""
@@ -262,3 +352,11 @@ class PromptEncoder:
             keep -= len(ids) - self.max_length
         empty = replace(side, text=None)
         return empty, self.token_ids(render(empty))
+
+
+def _processor_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
+    """Return the ``(height, width)`` the Qwen2-VL image processor resizes an image to (its own function)."""
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+    resized: tuple[int, int] = smart_resize(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+    return resized

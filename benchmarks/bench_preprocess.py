@@ -1,0 +1,100 @@
+"""Is preprocessing off the critical path? Wall time of a call vs the model alone.
+
+Workload (``workloads.image_documents_workload``): a text query against 50 image documents
+of 672 x 672 pixels, given as PNG bytes, so every call decodes, resizes and patches 50
+images. Measured in the same run, on the same loaded engine:
+
+* preprocessing alone: :meth:`LycheeReranker.encode` (decode, resize, patch, tokenize);
+* the model alone: :meth:`LycheeReranker.score_encoded` on pairs encoded beforehand;
+* the whole call: :meth:`LycheeReranker.score`, with ``preprocess_workers`` as configured
+  (default: sized to the machine) and with one worker.
+
+It prints wall / model-only (goal: at most 1.1x) and wall / (preprocessing + model): below
+1 means preprocessing overlapped the model.
+
+    python benchmarks/bench_preprocess.py                   # small preset, CPU
+    python benchmarks/bench_preprocess.py --preset 7b       # on a GPU, real shapes, bfloat16
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from workloads import image_documents_workload
+
+from lychee_integrations.engine import LycheeReranker
+from lychee_integrations.testing import build_tiny_checkpoint
+
+logger = logging.getLogger("bench_preprocess")
+
+
+def best_of(fn: Callable[[], object], repeat: int) -> float:
+    """Best wall time of ``repeat`` calls of ``fn``."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=["small", "7b"], default="small")
+    parser.add_argument("--checkpoint", help="use this checkpoint instead of building one")
+    parser.add_argument("--docs", type=int, default=50)
+    parser.add_argument("--size", type=int, default=672, help="image side in pixels")
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = "bfloat16" if device == "cuda" else "float32"
+    query, documents, instruction = image_documents_workload(args.docs, args.size)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = (
+            Path(args.checkpoint) if args.checkpoint else build_tiny_checkpoint(Path(tmp) / "ckpt", preset=args.preset)
+        )
+        pooled = LycheeReranker(model=str(path), device=device, dtype=dtype).load()
+        serial = LycheeReranker(model=str(path), device=device, dtype=dtype, preprocess_workers=1)
+        serial._runtime = pooled._runtime  # the same loaded model, only the encoding differs
+        workers = pooled.config.preprocess_workers
+        logger.info(
+            "%s, %s, %d torch threads; %d image documents of %d px; preprocess_workers=%d",
+            device,
+            dtype,
+            torch.get_num_threads(),
+            args.docs,
+            args.size,
+            workers,
+        )
+        pairs = pooled.encode(query, documents, instruction=instruction)
+        pooled.score_encoded(pairs)  # warm-up
+        t_model = best_of(lambda: pooled.score_encoded(pairs), args.repeat)
+        t_pre = best_of(lambda: pooled.encode(query, documents, instruction=instruction), args.repeat)
+        t_pre_serial = best_of(lambda: serial.encode(query, documents, instruction=instruction), args.repeat)
+        t_wall = best_of(lambda: pooled.score(query, documents, instruction=instruction), args.repeat)
+        t_wall_serial = best_of(lambda: serial.score(query, documents, instruction=instruction), args.repeat)
+        n = args.docs
+        logger.info("preprocessing alone: %.3fs (%d workers), %.3fs (1 worker)", t_pre, workers, t_pre_serial)
+        logger.info("model alone:         %.3fs (%.2f docs/s)", t_model, n / t_model)
+        logger.info("whole call:          %.3fs (%.2f docs/s), %d workers", t_wall, n / t_wall, workers)
+        logger.info("whole call:          %.3fs (%.2f docs/s), 1 worker", t_wall_serial, n / t_wall_serial)
+        logger.info("wall / model-only: %.3fx (goal: at most 1.1x)", t_wall / t_model)
+        logger.info("wall / (preprocessing + model): %.3fx (below 1: overlapped)", t_wall / (t_pre + t_model))
+        logger.info("1 worker: wall / model-only %.3fx", t_wall_serial / t_model)
+
+
+if __name__ == "__main__":
+    main()

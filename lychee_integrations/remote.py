@@ -496,14 +496,9 @@ class RemoteReranker(RankingScorer):
     ) -> list[float]:
         """Score every document against the query on the server.
 
-        Args:
-            query: Text, image, ``{"text":..., "image":...}`` or ``RerankInput``.
-            documents: The candidates, each in any of the same forms.
-            instruction: Free instruction text, sent as it is.
-            task: A template name, resolved here; its instruction text is sent.
-
-        Returns:
-            One score in [0, 1] per document, in input order. ``[]`` for no documents.
+        Arguments and return value are those of :meth:`Scorer.score
+        <lychee_integrations.scoring.Scorer.score>`; ``instruction`` is sent as it is, and
+        ``task`` is resolved here and its instruction text sent.
 
         Raises:
             InvalidInputError: The query or a document is invalid (checked here, or refused

@@ -353,8 +353,8 @@ class VLLMReranker(RankingScorer):
     ) -> list[float]:
         """Score every document against the query, as the engine does.
 
-        Arguments and return value are those of :meth:`RankingScorer.score
-        <lychee_integrations.scoring.RankingScorer.score>` (``instruction`` defaults to the
+        Arguments and return value are those of :meth:`Scorer.score
+        <lychee_integrations.scoring.Scorer.score>` (``instruction`` defaults to the
         Lychee recipe's web-search instruction).
 
         Raises:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 
 import httpx
 import pytest
 
 from lychee_integrations import ConfigurationError, RemoteReranker, ServerTimeoutError, ServerUnavailableError
 from lychee_integrations.engine import LycheeReranker
-from lychee_integrations.inputs import InputLike
 from lychee_integrations.results import RerankResult
 from lychee_integrations.scoring import RankingScorer, Scorer
 from lychee_integrations.testing import FakeScorer
@@ -19,55 +17,35 @@ from lychee_integrations.vllm import VLLMReranker
 URL = "http://127.0.0.1:9"
 
 
-class _Fixed(RankingScorer):
-    def __init__(self, scores: list[float]) -> None:
-        self.scores = scores
-        self.calls = 0
-
-    @property
-    def model_name(self) -> str:
-        return "fixed"
-
-    def score(
-        self,
-        query: InputLike,
-        documents: Sequence[InputLike],
-        *,
-        instruction: str | None = None,
-        task: str | None = None,
-    ) -> list[float]:
-        self.calls += 1
-        return self.scores[: len(documents)]
+def _fixed(scores: list[float]) -> FakeScorer:
+    """A FakeScorer that gives document ``i`` the score ``scores[i]`` (documents are their index as text)."""
+    return FakeScorer(lambda query, document, instruction: scores[int(document.text or 0)])
 
 
 def test_every_scorer_takes_rerank_from_the_base() -> None:
     for cls in (LycheeReranker, RemoteReranker, VLLMReranker, FakeScorer):
         assert issubclass(cls, RankingScorer)
         assert cls.rerank is RankingScorer.rerank
-    assert isinstance(_Fixed([]), Scorer)
+    assert isinstance(FakeScorer(), Scorer)
 
 
 def test_base_rerank_orders_scores_and_keeps_top_n() -> None:
-    scorer = _Fixed([0.2, 0.9, 0.5, 0.9])
-    assert scorer.rerank("q", ["a", "b", "c", "d"]) == [
+    scorer = _fixed([0.2, 0.9, 0.5, 0.9])
+    assert scorer.rerank("q", ["0", "1", "2", "3"]) == [
         RerankResult(1, 0.9),
         RerankResult(3, 0.9),
         RerankResult(2, 0.5),
         RerankResult(0, 0.2),
     ]
-    assert scorer.rerank("q", ["a", "b", "c"], top_n=1) == [RerankResult(1, 0.9)]
+    assert scorer.rerank("q", ["0", "1", "2"], top_n=1) == [RerankResult(1, 0.9)]
 
 
 @pytest.mark.parametrize("top_n", [0, -1, 2.5, True])
 def test_bad_top_n_is_refused_before_scoring(top_n: object) -> None:
-    scorer = _Fixed([0.5])
+    scorer = FakeScorer()
     with pytest.raises(ConfigurationError, match="top_n must be a positive integer"):
         scorer.rerank("q", ["a"], top_n=top_n)  # type: ignore[arg-type]
-    assert scorer.calls == 0
-    fake = FakeScorer()
-    with pytest.raises(ConfigurationError):
-        fake.rerank("q", ["a"], top_n=top_n)  # type: ignore[arg-type]
-    assert fake.calls == []
+    assert scorer.calls == []
 
 
 def test_remote_checks_top_n_before_any_request() -> None:

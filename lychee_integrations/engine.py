@@ -23,7 +23,7 @@ from lychee_integrations.images import ImagePolicy, load_image
 from lychee_integrations.inputs import InputLike, RerankInput, map_documents, to_query_input, to_rerank_input
 from lychee_integrations.instructions import InstructionRegistry, default_registry
 from lychee_integrations.prompt import EncodedPair, ImageFeatures, PromptEncoder, Side
-from lychee_integrations.results import RerankResult, rank
+from lychee_integrations.scoring import RankingScorer
 from lychee_integrations.telemetry import emit
 
 if TYPE_CHECKING:
@@ -208,7 +208,7 @@ class _Runtime:
             start += len(job.pairs)
 
 
-class LycheeReranker:
+class LycheeReranker(RankingScorer):
     """Multimodal reranker on ``vec-ai/lychee-rerank-mm``, in process.
 
     Scores how well each document meets the query under an instruction, as
@@ -466,36 +466,6 @@ class LycheeReranker:
         if not pairs:
             return []
         return self._get_runtime().run(list(pairs))
-
-    def rerank(
-        self,
-        query: InputLike,
-        documents: Sequence[InputLike],
-        *,
-        instruction: str | None = None,
-        task: str | None = None,
-        top_n: int | None = None,
-    ) -> list[RerankResult]:
-        """Score the documents and return them best first.
-
-        Args:
-            query: See :meth:`score`.
-            documents: See :meth:`score`.
-            instruction: See :meth:`score`.
-            task: See :meth:`score`.
-            top_n: Keep only the best ``top_n`` (``None`` keeps all).
-
-        Returns:
-            :class:`RerankResult` (original index and score) sorted by score, highest
-            first; ties keep input order.
-
-        Raises:
-            ConfigurationError: ``top_n`` is not a positive integer or ``None``.
-            InvalidInputError: See :meth:`score`.
-
-        """
-        rank([], top_n)  # validate top_n before any work
-        return rank(self.score(query, documents, instruction=instruction, task=task), top_n)
 
     def __repr__(self) -> str:
         state = "loaded" if self.is_loaded else "not loaded"

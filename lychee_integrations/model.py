@@ -151,12 +151,9 @@ class LoadedModel:
                 bnb_4bit_compute_dtype=self.dtype,
             )
             kwargs["device_map"] = {"": self.device}
-        self.processor = transformers.AutoProcessor.from_pretrained(
-            config.model,
-            padding_side="left",
-            size={"shortest_edge": self.min_pixels, "longest_edge": self.max_pixels},
-            **hub,
-        )
+        from lychee_integrations.processor import load_processor
+
+        self.processor = load_processor(config.model, min_pixels=self.min_pixels, max_pixels=self.max_pixels, **hub)
         model_class = getattr(transformers, self.recipe.model_class)
         model: Any = model_class.from_pretrained(config.model, **kwargs)
         if config.quantization is None:

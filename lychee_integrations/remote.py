@@ -49,6 +49,7 @@ from lychee_integrations.images import ImagePolicy
 from lychee_integrations.inputs import InputLike, map_documents, to_query_input, to_rerank_input
 from lychee_integrations.instructions import InstructionRegistry, default_registry
 from lychee_integrations.results import RerankResult, rank
+from lychee_integrations.scoring import RankingScorer, check_top_n
 
 if TYPE_CHECKING:
     import httpx
@@ -89,7 +90,7 @@ def _normalise_urls(base_url: str | Sequence[str]) -> list[str]:
     return out
 
 
-class RemoteReranker:
+class RemoteReranker(RankingScorer):
     """A reranker that scores on a ``lychee serve`` server (or any server of the same shape).
 
     It satisfies the same :class:`~lychee_integrations.scoring.Scorer` protocol as the
@@ -410,29 +411,61 @@ class RemoteReranker:
     def _body(self, call: _Call, start: int, end: int) -> Any:
         return self._format.build(call.query, call.documents[start:end], call.instruction, self._model)
 
+    # ------------------------------------------------------------------ exchanges
+
+    def _attempts(self, path: str) -> Attempts:
+        return Attempts(self._replicas, self.timeout, self.max_retries, self.backoff, path)
+
+    def _settle(
+        self, attempts: Attempts, url: str, outcome: httpx.Response | httpx.TransportError
+    ) -> httpx.Response | None:
+        """Judge one try of an exchange, for the sync and async loops alike.
+
+        Args:
+            attempts: The exchange's state; a failure worth retrying is recorded there.
+            url: The URL tried.
+            outcome: The server's answer, or the connection's failure.
+
+        Returns:
+            The answer, when it ends the exchange (any status but 429 and 503; the caller
+            reads it), or ``None`` to try again after the wait ``attempts`` will give.
+
+        Raises:
+            ServerUnavailableError: The server stayed unreachable or busy past the retries
+                or the timeout.
+            ServerTimeoutError: The server did not answer in time.
+
+        """
+        import httpx
+
+        if isinstance(outcome, httpx.TransportError):
+            attempts.transport_failed(url, outcome)
+            return None
+        if outcome.status_code in RETRY_STATUSES:
+            header = outcome.headers.get("Retry-After")
+            attempts.status_failed(url, outcome.status_code, header, self._detail(outcome)[0])
+            return None
+        attempts.succeeded()
+        return outcome
+
     # ------------------------------------------------------------------ sync
 
     def _exchange(self, method: str, path: str, body: Any = None) -> httpx.Response:
         import httpx
 
-        attempts = Attempts(self._replicas, self.timeout, self.max_retries, self.backoff, path)
+        attempts = self._attempts(path)
         client = self._sync_client()
         while True:
             url, wait, timeout = attempts.next()
             if wait:
                 time.sleep(wait)
+            outcome: httpx.Response | httpx.TransportError
             try:
-                response = client.request(method, url, json=body, timeout=timeout)
+                outcome = client.request(method, url, json=body, timeout=timeout)
             except httpx.TransportError as exc:
-                attempts.transport_failed(url, exc)
-                continue
-            if response.status_code in RETRY_STATUSES:
-                attempts.status_failed(
-                    url, response.status_code, response.headers.get("Retry-After"), self._detail(response)[0]
-                )
-                continue
-            attempts.succeeded()
-            return response
+                outcome = exc
+            if (response := self._settle(attempts, url, outcome)) is not None:
+                return response
 
     def _server_info(self) -> ServerInfo:
         if self._info is None:
@@ -463,14 +496,9 @@ class RemoteReranker:
     ) -> list[float]:
         """Score every document against the query on the server.
 
-        Args:
-            query: Text, image, ``{"text":..., "image":...}`` or ``RerankInput``.
-            documents: The candidates, each in any of the same forms.
-            instruction: Free instruction text, sent as it is.
-            task: A template name, resolved here; its instruction text is sent.
-
-        Returns:
-            One score in [0, 1] per document, in input order. ``[]`` for no documents.
+        Arguments and return value are those of :meth:`Scorer.score
+        <lychee_integrations.scoring.Scorer.score>`; ``instruction`` is sent as it is, and
+        ``task`` is resolved here and its instruction text sent.
 
         Raises:
             InvalidInputError: The query or a document is invalid (checked here, or refused
@@ -493,50 +521,24 @@ class RemoteReranker:
                 outcomes = list(pool.map(lambda r: _outcome(self._post, call, *r), ranges))
         return self._merge(call, ranges, outcomes)
 
-    def rerank(
-        self,
-        query: InputLike,
-        documents: Sequence[InputLike],
-        *,
-        instruction: str | None = None,
-        task: str | None = None,
-        top_n: int | None = None,
-    ) -> list[RerankResult]:
-        """Score the documents on the server and return them best first.
-
-        Arguments and errors are those of :meth:`score`; ``top_n`` keeps the best ``top_n``
-        (``None`` keeps all).
-
-        Raises:
-            ConfigurationError: ``top_n`` is not a positive integer or ``None``.
-
-        """
-        rank([], top_n)
-        return rank(self.score(query, documents, instruction=instruction, task=task), top_n)
-
     # ------------------------------------------------------------------ async
 
     async def _aexchange(self, method: str, path: str, body: Any = None) -> httpx.Response:
         import httpx
 
-        attempts = Attempts(self._replicas, self.timeout, self.max_retries, self.backoff, path)
+        attempts = self._attempts(path)
         client = self._async_client()
         while True:
             url, wait, timeout = attempts.next()
             if wait:
                 await asyncio.sleep(wait)
+            outcome: httpx.Response | httpx.TransportError
             try:
-                response = await client.request(method, url, json=body, timeout=timeout)
+                outcome = await client.request(method, url, json=body, timeout=timeout)
             except httpx.TransportError as exc:
-                attempts.transport_failed(url, exc)
-                continue
-            if response.status_code in RETRY_STATUSES:
-                attempts.status_failed(
-                    url, response.status_code, response.headers.get("Retry-After"), self._detail(response)[0]
-                )
-                continue
-            attempts.succeeded()
-            return response
+                outcome = exc
+            if (response := self._settle(attempts, url, outcome)) is not None:
+                return response
 
     async def _aserver_info(self) -> ServerInfo:
         if self._info is None:
@@ -587,7 +589,7 @@ class RemoteReranker:
         top_n: int | None = None,
     ) -> list[RerankResult]:
         """Like :meth:`rerank`, without blocking the event loop."""
-        rank([], top_n)
+        check_top_n(top_n)
         return rank(await self.ascore(query, documents, instruction=instruction, task=task), top_n)
 
 

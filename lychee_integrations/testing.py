@@ -34,7 +34,7 @@ from typing import Any
 
 from lychee_integrations.inputs import InputLike, RerankInput, to_query_input, to_rerank_input
 from lychee_integrations.instructions import resolve_instruction
-from lychee_integrations.results import RerankResult, rank
+from lychee_integrations.scoring import RankingScorer
 
 logger = logging.getLogger(__name__)
 
@@ -444,7 +444,7 @@ class ScoreCall:
     instruction: str
 
 
-class FakeScorer:
+class FakeScorer(RankingScorer):
     """A deterministic :class:`Scorer` without a model, for tests of pipelines.
 
     It coerces and validates the query and documents the way the engine does (errors
@@ -502,18 +502,6 @@ class FakeScorer:
             self.calls.append(ScoreCall(query_input, inputs, text))
         logger.debug("fake-scored %d documents", len(scores))
         return scores
-
-    def rerank(
-        self,
-        query: InputLike,
-        documents: Sequence[InputLike],
-        *,
-        instruction: str | None = None,
-        task: str | None = None,
-        top_n: int | None = None,
-    ) -> list[RerankResult]:
-        """Score and order the documents best first (see :func:`rank`)."""
-        return rank(self.score(query, documents, instruction=instruction, task=task), top_n)
 
 
 def _spread_weights(model: Any) -> None:

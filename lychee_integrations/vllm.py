@@ -36,8 +36,9 @@ from lychee_integrations.errors import ConfigurationError, InvalidInputError
 from lychee_integrations.images import ImagePolicy, load_image
 from lychee_integrations.inputs import InputLike, RerankInput, map_documents, to_query_input, to_rerank_input
 from lychee_integrations.instructions import InstructionRegistry, default_registry
+from lychee_integrations.processor import load_processor
 from lychee_integrations.prompt import EncodedPair, PromptEncoder, Side
-from lychee_integrations.results import RerankResult, rank
+from lychee_integrations.scoring import RankingScorer
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -150,7 +151,7 @@ class _Prepared:
     images: tuple[PILImage, ...]
 
 
-class VLLMReranker:
+class VLLMReranker(RankingScorer):
     """Lychee scores from vLLM's offline engine (``vllm.LLM``) in this process.
 
     A drop-in :class:`~lychee_integrations.scoring.Scorer`: the adapters accept it as
@@ -350,16 +351,11 @@ class VLLMReranker:
         instruction: str | None = None,
         task: str | None = None,
     ) -> list[float]:
-        """Score every document against the query (the engine's :meth:`~LycheeReranker.score`).
+        """Score every document against the query, as the engine does.
 
-        Args:
-            query: Text, image, ``{"text":..., "image":...}`` or :class:`RerankInput`.
-            documents: The candidates, each in any of the same forms.
-            instruction: Free instruction text (default: the recipe's web-search instruction).
-            task: A template name from the instruction registry instead of ``instruction``.
-
-        Returns:
-            One score in [0, 1] per document, in input order. ``[]`` for no documents.
+        Arguments and return value are those of :meth:`Scorer.score
+        <lychee_integrations.scoring.Scorer.score>` (``instruction`` defaults to the
+        Lychee recipe's web-search instruction).
 
         Raises:
             InvalidInputError: The query is empty or a document is invalid (the error names the
@@ -420,35 +416,6 @@ class VLLMReranker:
             scores.append(float(output.outputs.probs[0]))
         return scores, sum(len(p.pair) for p in prepared)
 
-    def rerank(
-        self,
-        query: InputLike,
-        documents: Sequence[InputLike],
-        *,
-        instruction: str | None = None,
-        task: str | None = None,
-        top_n: int | None = None,
-    ) -> list[RerankResult]:
-        """Score the documents and return them best first (see :meth:`score`).
-
-        Args:
-            query: See :meth:`score`.
-            documents: See :meth:`score`.
-            instruction: See :meth:`score`.
-            task: See :meth:`score`.
-            top_n: Keep only the best ``top_n`` (``None`` keeps all).
-
-        Returns:
-            :class:`RerankResult` (original index and score), highest first; ties keep input order.
-
-        Raises:
-            ConfigurationError: ``top_n`` is not a positive integer or ``None``.
-            InvalidInputError: See :meth:`score`.
-
-        """
-        rank([], top_n)  # validate top_n before any work
-        return rank(self.score(query, documents, instruction=instruction, task=task), top_n)
-
     def __repr__(self) -> str:
         state = "running" if self.is_loaded else "not started"
         return f"VLLMReranker(model={self.config.model!r}, dtype={self.config.dtype!r}, {state})"
@@ -456,13 +423,11 @@ class VLLMReranker:
 
 def _load_processor(config: RerankerConfig, min_pixels: int, max_pixels: int) -> Any:
     """Load the checkpoint's processor with the engine's settings (left padding, pixel bounds)."""
-    import transformers
-
     try:
-        return transformers.AutoProcessor.from_pretrained(
+        return load_processor(
             config.model,
-            padding_side="left",
-            size={"shortest_edge": min_pixels, "longest_edge": max_pixels},
+            min_pixels=min_pixels,
+            max_pixels=max_pixels,
             revision=config.revision,
             cache_dir=config.cache_dir,
             local_files_only=config.local_files_only,

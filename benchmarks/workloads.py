@@ -24,7 +24,7 @@ KB_INSTRUCTION = (
     "neither does a passage that tells the reader to ask someone else without giving the answer itself."
 )
 
-_WORDS = [
+WORDS = [
     "policy",
     "expense",
     "travel",
@@ -53,7 +53,7 @@ _WORDS = [
 
 
 def _sentence(rng: random.Random, n_words: int) -> str:
-    return " ".join(rng.choice(_WORDS) for _ in range(n_words))
+    return " ".join(rng.choice(WORDS) for _ in range(n_words))
 
 
 def image_query_workload(n_docs: int = 24, size: int = 448, seed: int = 0) -> tuple[Any, list[Any], str]:

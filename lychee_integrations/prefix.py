@@ -5,7 +5,9 @@ image query, hundreds of visual tokens). :func:`group_by_prefix` groups the pair
 run (which may hold several calls with different queries) by their longest common prefix
 of token ids: no assumption is made about where the query ends, since a BPE merge may
 straddle the query/document boundary. A prefix never ends inside an image, and an image
-inside it must be the same image (same patches) in every pair of the group.
+inside it must be the very same image in every pair of the group (the query's, which all
+pairs of a call share): equal token ids say nothing about pixels, and comparing pixels would
+make every image's patches at once, before the batches that need them.
 
 This module is pure Python (no torch import); the model side is
 :meth:`lychee_integrations.model.LoadedModel.run_prefix` and ``score_suffix``.
@@ -16,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lychee_integrations.prompt import EncodedPair, ImageFeatures
+from lychee_integrations.prompt import EncodedPair
 
 __all__ = ["PrefixGroup", "group_by_prefix", "image_spans", "shared_prefix_length"]
 
@@ -56,18 +58,10 @@ def image_spans(input_ids: Sequence[int], image_token_id: int) -> list[tuple[int
     return spans
 
 
-def _same_image(a: ImageFeatures, b: ImageFeatures) -> bool:
-    if a is b:
-        return True
-    import torch
-
-    return bool(torch.equal(a.grid_thw, b.grid_thw) and torch.equal(a.pixel_values, b.pixel_values))
-
-
 def shared_prefix_length(a: EncodedPair, b: EncodedPair, image_token_id: int) -> int:
     """Length of the longest prefix ``a`` and ``b`` share, never ending inside an image.
 
-    Token ids must match, and every image wholly inside the prefix must be the same image;
+    Token ids must match, and every image wholly inside the prefix must be the same object;
     the prefix is cut back to the start of the first image that differs or is not whole.
     It also leaves each pair at least one token of its own (the one whose state is scored).
     """
@@ -78,7 +72,7 @@ def shared_prefix_length(a: EncodedPair, b: EncodedPair, image_token_id: int) ->
     for number, (start, end) in enumerate(image_spans(a.input_ids[: length + 1], image_token_id)):
         if start >= length:
             break
-        if end > length or not _same_image(a.images[number], b.images[number]):
+        if end > length or a.images[number] is not b.images[number]:
             return start
     return length
 

@@ -126,18 +126,22 @@ def test_prefix_is_found_from_token_ids_not_from_the_prompt() -> None:
     assert shared_prefix_length(a, EncodedPair((*shared, 7), ()), 99) == 40
 
 
-def test_prefix_stops_at_a_different_image_with_the_same_tokens(
+def test_prefix_stops_at_an_image_the_pairs_do_not_share(
     rerankers: tuple[LycheeReranker, LycheeReranker],
 ) -> None:
+    """Equal token ids say nothing about pixels: only the call's own query image is shared."""
     on, _ = rerankers
     image_token = on._get_runtime().model.image_token_id
     [red] = on.encode({"image": RED}, ["doc"])
     [other] = on.encode({"image": make_image((220, 20, 21))}, ["doc"])
     [same] = on.encode({"image": RED}, ["other doc"])
+    first, second = on.encode({"image": RED}, ["doc", "other doc"])
     assert red.input_ids == other.input_ids
     start = red.input_ids.index(image_token)
-    assert shared_prefix_length(red, other, image_token) == start
-    assert shared_prefix_length(red, same, image_token) > start + red.images[0].n_tokens
+    assert shared_prefix_length(red, other, image_token) == start  # different pixels
+    assert shared_prefix_length(red, same, image_token) == start  # equal pixels, another call's image
+    assert shared_prefix_length(first, second, image_token) > start + first.images[0].n_tokens
+    assert not first.images[0].is_ready  # grouping made no patches
 
 
 def test_concurrent_calls_with_different_queries(rerankers: tuple[LycheeReranker, LycheeReranker]) -> None:

@@ -1,7 +1,10 @@
 """Fixtures of the vLLM parity suite: a head-size-64 checkpoint, the engine, VLLMReranker, a vLLM server.
 
 Tests marked ``vllm`` need vLLM importable (its own environment, ``bash .ci/vllm-env.sh``); without
-it they are skipped with that reason, and nothing here imports vllm at collection. The engine's
+it they are skipped with that reason, and nothing here imports vllm at collection. Tests marked
+``vllm_server`` need only a vLLM server: they also run from another environment (the main one, with
+LlamaIndex) when ``LYCHEE_VLLM_PYTHON`` names the vLLM environment's interpreter, which then runs
+``lychee vllm-serve``. The engine's
 reference scores are computed in the same process as vLLM's (the vLLM environment runs this
 package with its transformers 5.x), on the same checkpoint, in float32 on the CPU.
 """
@@ -26,6 +29,9 @@ if TYPE_CHECKING:
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None and importlib.util.find_spec("vllm").origin is not None
 SKIP_REASON = "vLLM is not installed here: build its environment with 'bash .ci/vllm-env.sh .venv-vllm'"
+#: The interpreter that runs ``lychee vllm-serve``: this one, or the vLLM environment's.
+VLLM_PYTHON = os.environ.get("LYCHEE_VLLM_PYTHON") or (sys.executable if HAS_VLLM else None)
+SERVER_SKIP_REASON = SKIP_REASON + ", or name its python in LYCHEE_VLLM_PYTHON"
 #: Small enough that long documents get cut, large enough for several images.
 MAX_LENGTH = 384
 SERVER_START_TIMEOUT = 420.0
@@ -36,15 +42,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "vllm: needs vLLM importable (its own environment)")
+    config.addinivalue_line("markers", "vllm_server: needs a vLLM server (vLLM here, or LYCHEE_VLLM_PYTHON)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if HAS_VLLM:
-        return
-    skip = pytest.mark.skip(reason=SKIP_REASON)
     for item in items:
-        if item.get_closest_marker("vllm") is not None:
-            item.add_marker(skip)
+        if item.get_closest_marker("vllm") is not None and not HAS_VLLM:
+            item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
+        if item.get_closest_marker("vllm_server") is not None and VLLM_PYTHON is None:
+            item.add_marker(pytest.mark.skip(reason=SERVER_SKIP_REASON))
 
 
 @pytest.fixture(scope="session")
@@ -81,9 +87,12 @@ class Server:
         self.model = str(checkpoint)
         self.log_path = log
         self._log = log.open("wb")
-        command = [sys.executable, "-m", "lychee_integrations.cli", "vllm-serve", self.model]
+        command = [VLLM_PYTHON or sys.executable, "-m", "lychee_integrations.cli", "vllm-serve", self.model]
         command += ["--port", str(self.port), "--dtype", "float32", "--enforce-eager"]
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
+        # This checkout's package, whichever environment's interpreter runs the server.
+        repo = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=env)
 
     def wait_ready(self) -> None:
         import httpx

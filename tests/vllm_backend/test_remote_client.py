@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.vllm
+pytestmark = pytest.mark.vllm_server
 
 TOLERANCE = 1e-4
 INSTRUCTION = "Given a product photo or description, find the catalogue entry that matches it"
@@ -67,7 +67,8 @@ def test_langchain_adapter_with_one_option(server: Any, engine: Any) -> None:
 
 
 def test_llama_index_adapter_with_one_option(server: Any, engine: Any) -> None:
-    # llama-index-core needs a newer setuptools than vLLM pins, so the vLLM environment lacks it.
+    # llama-index-core needs a newer setuptools than vLLM pins, so the vLLM environment lacks it: CI runs
+    # this module again from the main environment against a server in vLLM's (LYCHEE_VLLM_PYTHON).
     pytest.importorskip("llama_index.core", reason="llama-index-core is not installed in the vLLM environment")
     from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 

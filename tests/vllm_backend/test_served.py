@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.vllm
+pytestmark = pytest.mark.vllm_server
 
 TOLERANCE = 1e-4
 INSTRUCTION = "Given a product photo or description, find the catalogue entry that matches it"

@@ -24,8 +24,10 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from recipe_reference import DEFAULT_INSTRUCTION, RecipeReference
+from timing import best_of
 
 from lychee_integrations.engine import LycheeReranker
 from lychee_integrations.inputs import RerankInput
@@ -53,19 +55,6 @@ def workload(modality: str, n: int) -> tuple[Pair, list[Pair]]:
     return query, [(None, [picture((rng.choice([112, 224, 336]), rng.choice([112, 224, 448])))]) for _ in range(n)]
 
 
-def timed(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
-    best = float("inf")
-    for _ in range(repeat):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def as_engine_input(pair: Pair) -> RerankInput:
     return RerankInput(pair[0], tuple(pair[1]))
 
@@ -85,7 +74,7 @@ def measure_reference(
     run()  # warm-up
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    seconds = timed(run, repeat)
+    seconds = best_of(run, repeat)
     return seconds, run(), peak_gib(device)
 
 
@@ -123,7 +112,7 @@ def main() -> None:
         engine.score(engine_query, engine_docs)  # warm-up and load
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
-        t_eng = timed(lambda: engine.score(engine_query, engine_docs), args.repeat)
+        t_eng = best_of(lambda: engine.score(engine_query, engine_docs), args.repeat)
         eng_scores = engine.score(engine_query, engine_docs)
         eng_mem = peak_gib(device)
 

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from recipe_reference import RecipeReference
+from timing import best_of
 from workloads import image_query_workload, text_kb_workload
 
 from lychee_integrations.engine import LycheeReranker
@@ -34,15 +35,6 @@ WORKLOADS: dict[str, Callable[[], tuple[Any, list[Any], str]]] = {
     "image": lambda: image_query_workload(24, 448),
     "text": lambda: text_kb_workload(50, 100),
 }
-
-
-def best_of(fn: Callable[[], object], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def as_pair(value: Any) -> tuple[str | None, list[Any]]:

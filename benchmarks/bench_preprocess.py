@@ -24,32 +24,19 @@ import dataclasses
 import logging
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from timing import best_of
 from workloads import image_documents_workload
 
 from lychee_integrations.engine import LycheeReranker
 from lychee_integrations.testing import build_tiny_checkpoint
 
 logger = logging.getLogger("bench_preprocess")
-
-
-def best_of(fn: Callable[[], object], repeat: int) -> float:
-    """Best wall time of ``repeat`` calls of ``fn``."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:

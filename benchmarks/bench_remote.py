@@ -19,32 +19,20 @@ import argparse
 import logging
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 from service_helpers import cli_server, free_port  # noqa: E402
+from timing import best_of  # noqa: E402
 from workloads import image_documents_workload, text_kb_workload  # noqa: E402
 
 from lychee_integrations import LycheeReranker, RemoteReranker  # noqa: E402
 from lychee_integrations.testing import build_tiny_checkpoint  # noqa: E402
-
-
-def best_of(fn: Callable[[], Any], repeat: int) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def largest_difference(a: list[float], b: list[float]) -> float:
@@ -83,8 +71,12 @@ def main() -> None:
                 ("50 text documents", text_kb_workload(50)),
                 (f"20 image documents ({args.image_size} px)", image_documents_workload(20, size=args.image_size)),
             ):
-                local_s = best_of(partial(engine.score, query, documents, instruction=instruction), args.repeat)
-                remote_s = best_of(partial(remote.score, query, documents, instruction=instruction), args.repeat)
+                local_s = best_of(
+                    partial(engine.score, query, documents, instruction=instruction), args.repeat, warm_up=True
+                )
+                remote_s = best_of(
+                    partial(remote.score, query, documents, instruction=instruction), args.repeat, warm_up=True
+                )
                 diff = largest_difference(
                     engine.score(query, documents, instruction=instruction),
                     remote.score(query, documents, instruction=instruction),
@@ -103,8 +95,8 @@ def main() -> None:
                 with ThreadPoolExecutor(args.clients) as pool:
                     list(pool.map(lambda chunk: remote.score(query, chunk, instruction=instruction), chunks))
 
-            one_s = best_of(one_call, args.repeat)
-            many_s = best_of(concurrent_clients, args.repeat)
+            one_s = best_of(one_call, args.repeat, warm_up=True)
+            many_s = best_of(concurrent_clients, args.repeat, warm_up=True)
 
     print(f"checkpoint {'given' if args.checkpoint else 'small preset (8 layers of 512)'}, {args.device}, {args.dtype}")
     print(

@@ -2,7 +2,8 @@
 
 Builds the compute-bound ``small`` checkpoint (8 layers of 512), starts ``lychee serve`` on it
 (loopback, CPU unless --device says otherwise), and measures, one after the other so that the
-two never compete for the machine:
+two never compete for the machine, with the calls compared taking turns (best of ``--repeat``
+rounds, ``timing.best_interleaved``) so that the machine's slow spells hit both:
 
 * docs/s for 50 text documents (the knowledge-base workload) and for 20 image documents,
   remote vs in process, and the ratio (goal: at least 0.9x);
@@ -28,7 +29,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 from service_helpers import cli_server, free_port  # noqa: E402
-from timing import best_of  # noqa: E402
+from timing import best_interleaved  # noqa: E402
 from workloads import image_documents_workload, text_kb_workload  # noqa: E402
 
 from lychee_integrations import LycheeReranker, RemoteReranker  # noqa: E402
@@ -71,11 +72,12 @@ def main() -> None:
                 ("50 text documents", text_kb_workload(50)),
                 (f"20 image documents ({args.image_size} px)", image_documents_workload(20, size=args.image_size)),
             ):
-                local_s = best_of(
-                    partial(engine.score, query, documents, instruction=instruction), args.repeat, warm_up=True
-                )
-                remote_s = best_of(
-                    partial(remote.score, query, documents, instruction=instruction), args.repeat, warm_up=True
+                local_s, remote_s = best_interleaved(
+                    [
+                        partial(engine.score, query, documents, instruction=instruction),
+                        partial(remote.score, query, documents, instruction=instruction),
+                    ],
+                    args.repeat,
                 )
                 diff = largest_difference(
                     engine.score(query, documents, instruction=instruction),
@@ -95,8 +97,7 @@ def main() -> None:
                 with ThreadPoolExecutor(args.clients) as pool:
                     list(pool.map(lambda chunk: remote.score(query, chunk, instruction=instruction), chunks))
 
-            one_s = best_of(one_call, args.repeat, warm_up=True)
-            many_s = best_of(concurrent_clients, args.repeat, warm_up=True)
+            one_s, many_s = best_interleaved([one_call, concurrent_clients], args.repeat)
 
     print(f"checkpoint {'given' if args.checkpoint else 'small preset (8 layers of 512)'}, {args.device}, {args.dtype}")
     print(

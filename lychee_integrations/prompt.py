@@ -11,9 +11,10 @@ ordinary tokens that fit, then the 5-token suffix.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import CancelledError, Executor, Future
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -89,7 +90,10 @@ class ImageFeatures:
         if pixels is None:
             with self._lock:
                 if self._pixels is None:
-                    self._pixels = self._future.result() if self._future is not None else self._compute()
+                    try:
+                        self._pixels = self._future.result() if self._future is not None else self._compute()
+                    except CancelledError:  # its pool was shut down first
+                        self._pixels = self._compute()
                     self._make = self._future = None  # drop the decoded image
                 pixels = self._pixels
         return pixels
@@ -103,7 +107,8 @@ class ImageFeatures:
         """Start making the patches in ``pool`` unless they are made or under way."""
         with self._lock:
             if self._pixels is None and self._future is None:
-                self._future = pool.submit(self._compute)
+                with contextlib.suppress(RuntimeError):  # a pool shut down: made on use instead
+                    self._future = pool.submit(self._compute)
 
     def __repr__(self) -> str:
         return f"ImageFeatures(grid_thw={self.grid_thw.tolist()}, n_tokens={self.n_tokens})"

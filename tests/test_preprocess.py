@@ -138,3 +138,17 @@ def test_stage_times_are_logged_per_call(tiny_reranker: LycheeReranker, caplog: 
     stages = dict(re.findall(r"(encode|model|patches|vision|language model) (\d+\.\d+)s", lines[0]))
     assert set(stages) == {"encode", "model", "patches", "vision", "language model"}
     assert float(stages["vision"]) > 0 and float(stages["language model"]) > 0
+
+
+def test_patches_survive_their_pool_being_shut_down(tiny_checkpoint: Path) -> None:
+    """Pairs encoded by an engine that is then unloaded still score (patches made on use)."""
+    engine = LycheeReranker(str(tiny_checkpoint), device="cpu", dtype="float32", preprocess_workers=2)
+    documents: list[object] = [{"image": make_image((i * 40, 10, 10), (48 + 8 * i, 40))} for i in range(4)]
+    pairs = engine.encode("a red square", documents)
+    pool = engine._get_runtime()._patch_pool
+    assert pool is not None
+    for pair in pairs[:2]:
+        pair.images[0].prefetch(pool)
+    engine.unload()  # shuts the pool down, cancelling what has not started
+    pairs[3].images[0].prefetch(pool)  # refused by the closed pool: made on use
+    assert engine.score_encoded(pairs) == pytest.approx(engine.score("a red square", documents), abs=1e-6)

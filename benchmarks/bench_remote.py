@@ -57,6 +57,9 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=448, help="side of the image documents, in pixels")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--docs-per-client", type=int, default=10)
+    parser.add_argument(
+        "--part", choices=["all", "text", "images", "concurrency"], default="all", help="measure only one part"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -68,10 +71,15 @@ def main() -> None:
         serve += ["--max-documents", str(args.clients * args.docs_per_client), "--max-concurrency", "64"]
         with cli_server(serve, port=port, startup_timeout=300) as base, RemoteReranker(base, timeout=600) as remote:
             rows = []
-            for name, (query, documents, instruction) in (
-                ("50 text documents", text_kb_workload(50)),
-                (f"20 image documents ({args.image_size} px)", image_documents_workload(20, size=args.image_size)),
-            ):
+            parts = {
+                "text": ("50 text documents", lambda: text_kb_workload(50)),
+                "images": (
+                    f"20 image documents ({args.image_size} px)",
+                    lambda: image_documents_workload(20, size=args.image_size),
+                ),
+            }
+            for name, make in (value for key, value in parts.items() if args.part in ("all", key)):
+                query, documents, instruction = make()
                 local_s, remote_s = best_interleaved(
                     [
                         partial(engine.score, query, documents, instruction=instruction),
@@ -86,6 +94,8 @@ def main() -> None:
                 rows.append((name, len(documents) / local_s, len(documents) / remote_s, diff))
                 report(*rows[-1])  # printed as soon as measured: the concurrency part takes longest
 
+            if args.part not in ("all", "concurrency"):
+                return
             n = args.clients * args.docs_per_client
             query, documents, instruction = text_kb_workload(n, seed=1)
             chunks = [documents[i : i + args.docs_per_client] for i in range(0, n, args.docs_per_client)]

@@ -8,6 +8,10 @@ environment (``bash .ci/vllm-env.sh .venv-vllm``):
 
     .venv-vllm/bin/python benchmarks/bench_vllm.py                 # CPU, small preset, float32
     .venv-vllm/bin/python benchmarks/bench_vllm.py --preset 7b     # GPU, real shapes, bfloat16
+    .venv-vllm/bin/python benchmarks/bench_vllm.py --dtype bfloat16 --against-fp32   # bf16 error of both
+
+With ``--against-fp32`` (for a dtype other than float32) the engine also scores each workload's
+last call in float32, and the script prints how far each backend's scores lie from those.
 """
 
 from __future__ import annotations
@@ -66,6 +70,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--eager", action="store_true", help="vLLM without torch.compile (faster start)")
     parser.add_argument(
+        "--against-fp32", action="store_true", help="also print each backend's largest difference from fp32 scores"
+    )
+    parser.add_argument(
         "--same-inputs", action="store_true", help="repeat identical calls (vLLM's cache then holds whole prompts)"
     )
     args = parser.parse_args()
@@ -90,6 +97,12 @@ def main() -> None:
             results[name]["engine"] = seconds
             print(f"{name}: engine (in process) {len(workload(0)[1]) / seconds:8.2f} docs/s", flush=True)
         engine.unload()
+        if args.against_fp32 and dtype != "float32":
+            exact = LycheeReranker(model=str(path), device=device, dtype="float32")
+            for name, workload in workloads.items():
+                query, documents, instruction = workload(0 if args.same_inputs else args.repeat)
+                results[name]["fp32_scores"] = exact.score(query, documents, instruction=instruction)
+            exact.unload()
         if device == "cuda":
             torch.cuda.empty_cache()
 
@@ -109,6 +122,10 @@ def main() -> None:
             print(f"  vLLM (VLLMReranker): {n / seconds:8.2f} docs/s")
             print(f"  engine / vLLM (docs/s; above 1: the engine is faster): {seconds / r['engine']:.2f}x")
             print(f"  largest score difference: {diff:.2e}", flush=True)
+            if "fp32_scores" in r:
+                for backend, got in (("engine", r["engine_scores"]), ("vLLM", scores)):
+                    off = max(abs(a - b) for a, b in zip(r["fp32_scores"], got, strict=True))
+                    print(f"  largest difference of {backend} ({dtype}) from the engine in float32: {off:.2e}")
         reranker.unload()
 
 

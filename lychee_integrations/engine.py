@@ -142,7 +142,7 @@ class _Runtime:
                 [len(p) - offset for p in pairs],
                 timed(fn, offset),
                 max_batch_size=self.config.batch_size,
-                max_batch_tokens=self.config.max_batch_tokens,
+                max_batch_tokens=model.max_batch_tokens,
                 is_oom=is_out_of_memory,
                 after_oom=model.free_memory,
                 progress=bar.update if bar is not None else lambda n: None,
@@ -155,7 +155,7 @@ class _Runtime:
             else:
                 groups, alone = [], list(range(len(everything)))
             if self._patch_pool is not None:
-                for features in _images_in_run_order(everything, groups, alone, self.config):
+                for features in _images_in_run_order(everything, groups, alone, self.config, model.max_batch_tokens):
                     features.prefetch(self._patch_pool)
             for group in groups:
                 members = [everything[i] for i in group.indices]
@@ -473,12 +473,16 @@ class LycheeReranker(RankingScorer):
 
 
 def _images_in_run_order(
-    pairs: Sequence[EncodedPair], groups: Sequence[PrefixGroup], alone: Sequence[int], config: RerankerConfig
+    pairs: Sequence[EncodedPair],
+    groups: Sequence[PrefixGroup],
+    alone: Sequence[int],
+    config: RerankerConfig,
+    max_batch_tokens: int,
 ) -> Iterator[ImageFeatures]:
     """Yield a run's images in the order its batches read them (prefix groups, then the rest)."""
     for indices, offset in [*((g.indices, g.length) for g in groups), (tuple(alone), 0)]:
         lengths = [len(pairs[i]) - offset for i in indices]
-        for batch in plan_batches(lengths, max_batch_size=config.batch_size, max_batch_tokens=config.max_batch_tokens):
+        for batch in plan_batches(lengths, max_batch_size=config.batch_size, max_batch_tokens=max_batch_tokens):
             for k in batch:
                 yield from pairs[indices[k]].images
 

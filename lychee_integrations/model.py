@@ -139,6 +139,8 @@ class LoadedModel:
             except ConfigurationError as exc:
                 raise ConfigurationError(f"model {config.model!r}: {exc}") from exc
         self.max_length, self.min_pixels, self.max_pixels = config.limits(self.recipe)
+        #: Most padded tokens per forward pass (``config.max_batch_tokens`` or the device's default).
+        self.max_batch_tokens = config.batch_tokens(self.device)
         self.attn_implementation = _resolve_attention(config.attn_implementation, self.device, self.dtype)
         kwargs: dict[str, Any] = {"dtype": self.dtype, "attn_implementation": self.attn_implementation, **hub}
         if config.quantization is not None:

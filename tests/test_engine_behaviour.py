@@ -242,6 +242,28 @@ def test_auto_settings_on_a_cpu(tiny_checkpoint: Path) -> None:
         LycheeReranker(model=str(tiny_checkpoint), device="cuda").load()
 
 
+def test_token_budget_per_forward_pass_follows_the_device(tiny_checkpoint: Path) -> None:
+    """On a CPU passes stay within the CPU budget by default; a given budget wins; scores do not move."""
+    from lychee_integrations.config import CPU_BATCH_TOKENS
+    from lychee_integrations.telemetry import add_listener
+
+    docs = [sentence(random.Random(i), 120) for i in range(12)]
+    seen: list[tuple[str, float]] = []
+    remove = add_listener(lambda name, value: seen.append((name, value)))
+    try:
+        runs = {}
+        for budget in (None, 10**6):
+            seen.clear()
+            reranker = LycheeReranker(model=str(tiny_checkpoint), max_batch_tokens=budget, prefix_reuse=False)
+            runs[budget] = (reranker.score("red cat query", docs), [v for n, v in seen if n == "batch_tokens"])
+    finally:
+        remove()
+    (default_scores, default_passes), (big_scores, big_passes) = runs[None], runs[10**6]
+    assert max(default_passes) <= CPU_BATCH_TOKENS < max(big_passes)
+    assert len(default_passes) > len(big_passes) == 1
+    assert default_scores == pytest.approx(big_scores, abs=1e-5)
+
+
 @pytest.mark.skipif(__import__("importlib").util.find_spec("flash_attn") is not None, reason="flash-attn installed")
 def test_flash_attention_without_the_package_names_the_extra(tiny_checkpoint: Path) -> None:
     with pytest.raises(errors.ConfigurationError, match=r"lychee-integrations\[gpu\]"):

@@ -169,6 +169,10 @@ class WireFormat(Protocol):
         """Read the model and limits from the answer to ``GET info_path``."""
         ...
 
+    def too_long(self, detail: str) -> bool:
+        """Whether a 400 answer's ``detail`` says a pair is over the server's context length."""
+        ...
+
     def parse_error(self, body: Any) -> tuple[str, list[str] | None]:
         """Return ``(detail, problems)`` from an error answer's JSON body."""
         ...
@@ -234,6 +238,9 @@ class LycheeFormat:
             model if isinstance(model, str) else None, positive("max_documents"), positive("max_body_bytes")
         )
 
+    def too_long(self, detail: str) -> bool:
+        return False  # lychee serve cuts long pairs as the engine does
+
     def parse_error(self, body: Any) -> tuple[str, list[str] | None]:
         if not isinstance(body, dict):
             return "", None
@@ -284,6 +291,10 @@ class VLLMFormat(LycheeFormat):
         first = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
         model = first.get("id")
         return ServerInfo(model if isinstance(model, str) else None, None, None)
+
+    def too_long(self, detail: str) -> bool:
+        # vLLM refuses a whole request when one pair is over --max-model-len, rather than cut it.
+        return "maximum context length" in detail
 
 
 #: Wire formats by the name ``RemoteReranker(protocol=...)`` takes.

@@ -42,6 +42,7 @@ from lychee_integrations._wire import (
 from lychee_integrations.errors import (
     AuthenticationError,
     ConfigurationError,
+    InputTooLongError,
     InvalidInputError,
     RemoteError,
 )
@@ -75,6 +76,37 @@ class _ChunkInputErrors(Exception):
     def __init__(self, errors: list[InvalidInputError]) -> None:
         super().__init__(errors)
         self.errors = errors
+
+
+class _ChunkTooLong(Exception):
+    """The server refused a request because one of its pairs is over its context length."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def _halves(start: int, end: int, detail: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Split a refused range in two, or name its one document as too long."""
+    if end - start == 1:
+        problem = (
+            f"the pair is longer than the server's context length, and the server refuses it rather than "
+            f"cut it as the engine does ({detail}); shorten the document or raise the server's --max-model-len"
+        )
+        raise _ChunkInputErrors([InputTooLongError(f"document {start}", problem, index=start)])
+    middle = (start + end) // 2
+    return (start, middle), (middle, end)
+
+
+def _joined(outcomes: Sequence[Any]) -> list[float]:
+    """Scores of two halves in order, or the errors of both (input errors of both halves together)."""
+    errors = [e for o in outcomes if isinstance(o, _ChunkInputErrors) for e in o.errors]
+    if errors:
+        raise _ChunkInputErrors(errors)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return [score for outcome in outcomes for score in outcome]
 
 
 def _normalise_urls(base_url: str | Sequence[str]) -> list[str]:
@@ -377,6 +409,8 @@ class RemoteReranker(RankingScorer):
         detail, problems = self._detail(response)
         said = f"HTTP {status}" + (f": {detail}" if detail else "")
         if status == 400:
+            if self._format.too_long(detail):
+                raise _ChunkTooLong(detail)
             errors = input_errors(detail, problems, start)
             if errors is not None:
                 raise _ChunkInputErrors(errors)
@@ -484,7 +518,10 @@ class RemoteReranker(RankingScorer):
 
     def _post(self, call: _Call, start: int, end: int) -> list[float]:
         response = self._exchange("POST", self._format.rerank_path, self._body(call, start, end))
-        return self._answer(response, start, end - start)
+        try:
+            return self._answer(response, start, end - start)
+        except _ChunkTooLong as exc:  # find the documents that are too long, halving the range
+            return _joined([_outcome(self._post, call, *half) for half in _halves(start, end, exc.detail)])
 
     def score(
         self,
@@ -547,7 +584,11 @@ class RemoteReranker(RankingScorer):
 
     async def _apost(self, call: _Call, start: int, end: int) -> list[float]:
         response = await self._aexchange("POST", self._format.rerank_path, self._body(call, start, end))
-        return self._answer(response, start, end - start)
+        try:
+            return self._answer(response, start, end - start)
+        except _ChunkTooLong as exc:  # as in _post
+            halves = _halves(start, end, exc.detail)
+            return _joined(await asyncio.gather(*(self._apost(call, *h) for h in halves), return_exceptions=True))
 
     async def ascore(
         self,

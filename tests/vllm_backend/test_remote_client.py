@@ -49,6 +49,24 @@ def test_remote_reranker_task_async_and_top_n(client: Any, engine: Any) -> None:
     assert_close([r.score for r in expected], [r.score for r in got])
 
 
+def test_pairs_over_the_context_length_are_named(client: Any, engine: Any) -> None:
+    """vLLM refuses a request with a pair over --max-model-len; the client names each such document."""
+    from lychee_integrations.errors import InputTooLongError, InvalidDocumentsError
+
+    long = "hotel " * 6000  # far over the server's 3200 tokens
+    documents = ["a short document", long, "another short one", "a third", long]
+    with pytest.raises(InvalidDocumentsError) as caught:
+        client.score("hotel policy", documents)
+    assert [index for index, _ in caught.value.problems] == [1, 4]
+    assert all(isinstance(e, InputTooLongError) for e in caught.value.errors)
+    assert "--max-model-len" in str(caught.value)
+    with pytest.raises(InputTooLongError, match=r"document 2: .*context length") as one:
+        asyncio.run(client.ascore("hotel policy", ["short", "also short", long]))
+    assert one.value.index == 2
+    fine = ["a short document", "another short one"]
+    assert_close(engine.score("hotel policy", fine), client.score("hotel policy", fine))
+
+
 def test_langchain_adapter_with_one_option(server: Any, engine: Any) -> None:
     pytest.importorskip("langchain_core")
     from langchain_core.documents import Document

@@ -99,7 +99,7 @@ def _halves(start: int, end: int, detail: str) -> tuple[tuple[int, int], tuple[i
 
 
 def _joined(outcomes: Sequence[Any]) -> list[float]:
-    """Scores of two halves in order, or the errors of both (input errors of both halves together)."""
+    """Scores of requests over consecutive ranges, in order; else the input errors of all, or the first failure."""
     errors = [e for o in outcomes if isinstance(o, _ChunkInputErrors) for e in o.errors]
     if errors:
         raise _ChunkInputErrors(errors)
@@ -432,13 +432,11 @@ class RemoteReranker(RankingScorer):
         raise RemoteError(message, url=url, status=status)
 
     def _merge(self, call: _Call, ranges: list[tuple[int, int]], outcomes: list[Any]) -> list[float]:
-        input_problems = [e for o in outcomes if isinstance(o, _ChunkInputErrors) for e in o.errors]
-        if input_problems:
-            raise_input_errors(input_problems, len(call.documents))
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        scores = [s for o in outcomes for s in o]
+        try:
+            scores = _joined(outcomes)
+        except _ChunkInputErrors as exc:
+            raise_input_errors(exc.errors, len(call.documents))
+            raise
         logger.debug("scored %d documents in %d request(s)", len(scores), len(ranges))
         return scores
 

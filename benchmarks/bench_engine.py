@@ -26,12 +26,13 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from presets import SEVEN_B
 from recipe_reference import DEFAULT_INSTRUCTION, RecipeReference
 from timing import best_of
 
 from lychee_integrations.engine import LycheeReranker
 from lychee_integrations.inputs import RerankInput
-from lychee_integrations.testing import REAL_VOCAB_SIZE, build_tiny_checkpoint
+from lychee_integrations.tiny import REAL_VOCAB_SIZE, build_tiny_checkpoint
 
 Pair = tuple[str | None, list[Image.Image]]
 WORDS = ["retrieval", "passage", "answer", "query", "the", "a", "cat", "capital", "France", "guide", "step", "image"]
@@ -98,7 +99,10 @@ def main() -> None:
         else:
             start = time.perf_counter()
             path = build_tiny_checkpoint(
-                Path(tmp) / "ckpt", vocab_size=REAL_VOCAB_SIZE, preset=args.preset, dtype=dtype_name
+                Path(tmp) / "ckpt",
+                vocab_size=REAL_VOCAB_SIZE,
+                preset=SEVEN_B if args.preset == "7b" else args.preset,
+                dtype=dtype_name,
             )
             print(f"built {args.preset} checkpoint (vocab {REAL_VOCAB_SIZE}) in {time.perf_counter() - start:.1f}s")
         query, docs = workload(args.modality, args.docs)

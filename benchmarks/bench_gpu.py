@@ -33,12 +33,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from presets import SEVEN_B
 from workloads import WORDS, image_documents_workload, image_query_workload
 
 from lychee_integrations.engine import LycheeReranker
-from lychee_integrations.prefix import group_by_prefix
-from lychee_integrations.prompt import EncodedPair
-from lychee_integrations.testing import REAL_VOCAB_SIZE, build_tiny_checkpoint
+from lychee_integrations.engine.pairs import EncodedPair
+from lychee_integrations.engine.prefix import group_by_prefix
+from lychee_integrations.tiny import REAL_VOCAB_SIZE, build_tiny_checkpoint
 
 logger = logging.getLogger("bench_gpu")
 
@@ -138,7 +139,12 @@ def main() -> None:
         path = Path(args.checkpoint) if args.checkpoint else None
         if path is None:
             vocab = REAL_VOCAB_SIZE if args.preset == "7b" else None
-            path = build_tiny_checkpoint(Path(tmp) / "ckpt", preset=args.preset, vocab_size=vocab, dtype=dtype)
+            path = build_tiny_checkpoint(
+                Path(tmp) / "ckpt",
+                preset=SEVEN_B if args.preset == "7b" else args.preset,
+                vocab_size=vocab,
+                dtype=dtype,
+            )
         for mode in modes:
             label = "+".join(str(v) for v in mode.values())
             try:

@@ -29,7 +29,7 @@ from timing import best_of
 from workloads import image_query_workload, text_kb_workload
 
 from lychee_integrations.engine import LycheeReranker
-from lychee_integrations.testing import build_tiny_checkpoint
+from lychee_integrations.tiny import build_tiny_checkpoint
 
 WORKLOADS: dict[str, Callable[[], tuple[Any, list[Any], str]]] = {
     "image": lambda: image_query_workload(24, 448),

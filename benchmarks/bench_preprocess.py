@@ -34,7 +34,7 @@ from timing import best_of
 from workloads import image_documents_workload
 
 from lychee_integrations.engine import LycheeReranker
-from lychee_integrations.testing import build_tiny_checkpoint
+from lychee_integrations.tiny import build_tiny_checkpoint
 
 logger = logging.getLogger("bench_preprocess")
 

@@ -33,7 +33,7 @@ from timing import best_interleaved  # noqa: E402
 from workloads import image_documents_workload, text_kb_workload  # noqa: E402
 
 from lychee_integrations import LycheeReranker, RemoteReranker  # noqa: E402
-from lychee_integrations.testing import build_tiny_checkpoint  # noqa: E402
+from lychee_integrations.tiny import build_tiny_checkpoint  # noqa: E402
 
 
 def largest_difference(a: list[float], b: list[float]) -> float:

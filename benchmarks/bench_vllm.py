@@ -58,7 +58,7 @@ def main() -> None:
     import torch
 
     from lychee_integrations.engine import LycheeReranker
-    from lychee_integrations.testing import build_tiny_checkpoint
+    from lychee_integrations.tiny import build_tiny_checkpoint
     from lychee_integrations.vllm import VLLMReranker
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

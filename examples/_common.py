@@ -28,7 +28,7 @@ def parse_args(description: str) -> argparse.Namespace:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.build_tiny and not Path(args.model).exists():
-        from lychee_integrations.testing import build_tiny_checkpoint
+        from lychee_integrations.tiny import build_tiny_checkpoint
 
         print(f"building a tiny random checkpoint at {args.model} (scores are meaningless)")
         build_tiny_checkpoint(args.model)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ from lychee_integrations.errors import ConfigurationError
 from lychee_integrations.inputs import RerankInput
 from lychee_integrations.instructions import resolve_instruction
 from lychee_integrations.results import RerankResult
-from lychee_integrations.scoring import Scorer, shared_scorer
+from lychee_integrations.scoring import Scorer
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ class RerankerFields(BaseModel):
     reranker: Scorer | None = Field(
         default=None,
         exclude=True,
-        description="A ready reranker (e.g. LycheeReranker); None: the shared engine for the options below.",
+        description="A ready reranker (any Scorer); None: the shared engine for the options below.",
     )
     base_url: str | list[str] | None = Field(
         default=None,
@@ -96,7 +95,9 @@ class RerankerFields(BaseModel):
         if self.base_url is None:
             if self.api_key is not None:
                 raise ConfigurationError(f"api_key= needs base_url= (or the {BASE_URL_ENV} environment variable)")
-            self.reranker = shared_scorer(**options)
+            from lychee_integrations.engine import LycheeReranker
+
+            self.reranker = LycheeReranker.shared(**options)
             return self
         if options:
             raise ConfigurationError(
@@ -121,29 +122,16 @@ class RerankerFields(BaseModel):
         """The reranker's model name (hub id or directory)."""
         return self.scorer.model_name
 
-    def _instruction(self) -> str | None:
-        # Neither set: None, so that the scorer applies its own model family's default.
-        if self.task is None and self.instruction is None:
-            return None
-        return resolve_instruction(self.task, self.instruction)
-
     def _rank(self, query: RerankInput, documents: Sequence[RerankInput], top_n: int | None) -> list[RerankResult]:
-        """Rerank under the configured instruction, then apply ``score_threshold``."""
-        results = self.scorer.rerank(query, documents, instruction=self._instruction(), top_n=top_n)
+        """Rerank under the configured task or instruction, then apply ``score_threshold``."""
+        results = self.scorer.rerank(query, documents, task=self.task, instruction=self.instruction, top_n=top_n)
         return self._threshold(results, len(documents))
 
     async def _arank(
         self, query: RerankInput, documents: Sequence[RerankInput], top_n: int | None
     ) -> list[RerankResult]:
-        """Like :meth:`_rank`, on the scorer's ``arerank`` when it has one, else in a worker thread."""
-        instruction = self._instruction()
-        arerank = getattr(self.scorer, "arerank", None)
-        if callable(arerank):
-            results = await arerank(query, documents, instruction=instruction, top_n=top_n)
-        else:
-            results = await asyncio.to_thread(
-                self.scorer.rerank, query, documents, instruction=instruction, top_n=top_n
-            )
+        """Like :meth:`_rank`, on the scorer's native ``arerank``."""
+        results = await self.scorer.arerank(query, documents, task=self.task, instruction=self.instruction, top_n=top_n)
         return self._threshold(results, len(documents))
 
     def _threshold(self, results: list[RerankResult], count: int) -> list[RerankResult]:
@@ -151,8 +139,3 @@ class RerankerFields(BaseModel):
             results = [r for r in results if r.score >= self.score_threshold]
         logger.debug("reranked %d documents, kept %d", count, len(results))
         return results
-
-    @property
-    def has_async_scorer(self) -> bool:
-        """Whether the scorer has ``arerank`` (e.g. RemoteReranker), which async calls then use."""
-        return callable(getattr(self.scorer, "arerank", None))

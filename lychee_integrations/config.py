@@ -28,8 +28,8 @@ def default_model() -> str:
     """Return the model the CLI, service and examples use when none is named.
 
     ``$LYCHEE_MODEL`` when set (a hub id or a local directory, e.g. a tiny offline
-    checkpoint), else :data:`DEFAULT_MODEL`. The library's own classes default to
-    :data:`DEFAULT_MODEL` and never read the environment.
+    checkpoint), else :data:`DEFAULT_MODEL`. The engine, its shared instances and the
+    adapters default to it too.
     """
     return os.environ.get("LYCHEE_MODEL", "").strip() or DEFAULT_MODEL
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from lychee_integrations.errors import ConfigurationError
+from lychee_integrations.recipes.lychee import LYCHEE
 
 __all__ = [
     "DEFAULT_INSTRUCTION",
@@ -36,11 +37,10 @@ __all__ = [
     "list_templates",
     "register_template",
     "resolve_instruction",
-    "instruction_for",
 ]
 
-#: The instruction the model was trained with as its default (the reference recipe).
-DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
+#: Lychee's default instruction (its recipe's; each family's default lives in its recipe).
+DEFAULT_INSTRUCTION = LYCHEE.default_instruction
 #: The template whose instruction is :data:`DEFAULT_INSTRUCTION`.
 DEFAULT_TASK = "web_search"
 
@@ -362,25 +362,3 @@ def resolve_instruction(task: str | None = None, instruction: str | None = None)
 
     """
     return default_registry.resolve(task, instruction)
-
-
-def instruction_for(scorer: object, task: str | None = None, instruction: str | None = None) -> str:
-    """Return the instruction text a scorer will use: the given one, else its model family's default.
-
-    Callers that show or record the instruction (the CLI, the HTTP API, ``lychee eval``) use this,
-    so that a Qwen3-VL-Reranker shows its own default rather than Lychee's. A scorer that does not
-    say (no ``default_instruction`` attribute) gets :data:`DEFAULT_INSTRUCTION`.
-
-    Raises:
-        ConfigurationError: Both given, or an unknown task.
-
-    Example:
-        >>> instruction_for(object(), task=None, instruction="Find the fix") == "Find the fix"
-        True
-
-    """
-    if task is None and instruction is None:
-        default = getattr(scorer, "default_instruction", None)
-        if isinstance(default, str):
-            return default
-    return resolve_instruction(task, instruction)

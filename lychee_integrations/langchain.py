@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from langchain_core.runnables import Runnable, RunnableLambda, run_in_executor
+from langchain_core.runnables import Runnable, RunnableLambda
 from pydantic import Field, field_validator, model_validator
 from typing_extensions import Self
 
@@ -169,8 +169,9 @@ class LycheeRerank(RerankerFields, BaseDocumentCompressor):
         if not documents:
             return []
         inputs = [self._document_input(doc, i) for i, doc in enumerate(documents)]
-        instruction = self._instruction()
-        return self.scorer.rerank(to_rerank_input(query, item="query"), inputs, instruction=instruction)
+        return self.scorer.rerank(
+            to_rerank_input(query, item="query"), inputs, task=self.task, instruction=self.instruction
+        )
 
     def compress_documents(
         self,
@@ -214,12 +215,9 @@ class LycheeRerank(RerankerFields, BaseDocumentCompressor):
     ) -> Sequence[Document]:
         """Like :meth:`compress_documents`, without blocking the event loop.
 
-        With a scorer that has ``arerank`` (:class:`~lychee_integrations.remote.RemoteReranker`)
-        the call awaits it; otherwise it runs in a worker thread. Concurrent calls are safe:
-        the shared engine is thread-safe and combines them into shared batches.
+        It awaits the scorer's ``arerank`` (native on every backend). Concurrent calls are
+        safe: the shared engine is thread-safe and combines them into shared batches.
         """
-        if not self.has_async_scorer:
-            return await run_in_executor(None, self.compress_documents, documents, query, callbacks)
         if not documents:
             return []
         query_input = to_rerank_input(query, item="query")

@@ -157,9 +157,7 @@ class LycheeRerank(RerankerFields, BaseNodePostprocessor):
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None = None,
     ) -> list[NodeWithScore]:
-        """Await the scorer's ``arerank`` when it has one (RemoteReranker); else score in a worker thread."""
-        if not self.has_async_scorer:
-            return await super()._apostprocess_nodes(nodes, query_bundle)
+        """Await the scorer's ``arerank`` (native on every backend)."""
         query, documents = self._inputs(nodes, query_bundle)
         if not nodes or query_bundle is None:
             return []

@@ -47,10 +47,9 @@ from lychee_integrations.errors import (
     RemoteError,
 )
 from lychee_integrations.images import ImagePolicy
-from lychee_integrations.inputs import InputLike, map_documents, to_query_input, to_rerank_input
-from lychee_integrations.instructions import InstructionRegistry, default_registry
-from lychee_integrations.results import RerankResult, rank
-from lychee_integrations.scoring import RankingScorer, check_top_n
+from lychee_integrations.inputs import RerankInput, map_documents
+from lychee_integrations.instructions import InstructionRegistry
+from lychee_integrations.scoring import Scored, Scorer, ScoreRequest
 
 if TYPE_CHECKING:
     import httpx
@@ -122,7 +121,7 @@ def _normalise_urls(base_url: str | Sequence[str]) -> list[str]:
     return out
 
 
-class RemoteReranker(RankingScorer):
+class RemoteReranker(Scorer):
     """A reranker that scores on a ``lychee serve`` server (or any server of the same shape).
 
     It satisfies the same :class:`~lychee_integrations.scoring.Scorer` protocol as the
@@ -182,6 +181,8 @@ class RemoteReranker(RankingScorer):
 
     """
 
+    #: The server refuses empty documents: refused here too, before any request.
+    scores_empty_documents: ClassVar[bool] = False
     _shared: ClassVar[dict[Any, RemoteReranker]] = {}
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
@@ -227,7 +228,8 @@ class RemoteReranker(RankingScorer):
         self.fetch_image_urls = fetch_image_urls
         self._format: WireFormat = FORMATS[protocol]
         self._model = model
-        self._registry = registry or default_registry
+        if registry is not None:
+            self.registry = registry
         key = api_key if api_key is not None else (os.environ.get(API_KEY_ENV) or None)
         self._has_key = key is not None
         self._headers = {"User-Agent": _USER_AGENT, **(headers or {})}
@@ -326,18 +328,6 @@ class RemoteReranker(RankingScorer):
         if client is not None:
             await client.aclose()
 
-    def __enter__(self) -> RemoteReranker:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> RemoteReranker:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
     def __repr__(self) -> str:
         urls = self._replicas.urls
         where = urls[0] if len(urls) == 1 else urls
@@ -346,27 +336,15 @@ class RemoteReranker(RankingScorer):
 
     # ------------------------------------------------------------------ inputs
 
-    def _prepare(
-        self, query: InputLike, documents: Sequence[InputLike], instruction: str | None, task: str | None
-    ) -> _Call | None:
-        if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
-            raise ConfigurationError(
-                f"documents must be a list of texts, images, dicts or RerankInput, not {type(documents).__name__}"
-            )
-        text = self._registry.resolve(task, instruction) if (task, instruction) != (None, None) else None
-        query_input = to_query_input(query)
-        if not documents:
-            return None
+    def _prepare(self, request: ScoreRequest) -> _Call:
         policy, fetch = self.image_policy, self.fetch_image_urls
-        wire_query = to_wire(query_input, policy, item="query", index=None, fetch_urls=fetch)
+        wire_query = to_wire(request.query, policy, item="query", index=None, fetch_urls=fetch)
 
         def convert(document: object, item: str, index: int) -> WireInput:
-            value = to_rerank_input(document, item=item, index=index)
-            if value.kind == "empty":
-                raise InvalidInputError(item, "is empty: give text, an image, or both", index=index)
-            return to_wire(value, policy, item=item, index=index, fetch_urls=fetch)
+            assert isinstance(document, RerankInput)
+            return to_wire(document, policy, item=item, index=index, fetch_urls=fetch)
 
-        return _Call(wire_query, map_documents(documents, convert), text)
+        return _Call(wire_query, map_documents(request.documents, convert), request.instruction)
 
     def _split(self, call: _Call, info: ServerInfo) -> list[tuple[int, int]]:
         caps = [c for c in (info.max_documents, self.max_documents_per_request) if c is not None]
@@ -521,40 +499,15 @@ class RemoteReranker(RankingScorer):
         except _ChunkTooLong as exc:  # find the documents that are too long, halving the range
             return _joined([_outcome(self._post, call, *half) for half in _halves(start, end, exc.detail)])
 
-    def score(
-        self,
-        query: InputLike,
-        documents: Sequence[InputLike],
-        *,
-        instruction: str | None = None,
-        task: str | None = None,
-    ) -> list[float]:
-        """Score every document against the query on the server.
-
-        Arguments and return value are those of :meth:`Scorer.score
-        <lychee_integrations.scoring.Scorer.score>`; ``instruction`` is sent as it is, and
-        ``task`` is resolved here and its instruction text sent.
-
-        Raises:
-            InvalidInputError: The query or a document is invalid (checked here, or refused
-                by the server); names the item, as the engine does.
-            ConfigurationError: Both or a bad ``task``/``instruction``.
-            AuthenticationError: The server refused the API key (or none was given).
-            ServerUnavailableError: The server cannot be reached, or stayed busy.
-            ServerTimeoutError: The server did not answer within ``timeout``.
-            RemoteError: Any other error answer (the message carries the server's detail).
-
-        """
-        call = self._prepare(query, documents, instruction, task)
-        if call is None:
-            return []
+    def _score(self, request: ScoreRequest) -> Scored:
+        call = self._prepare(request)
         ranges = self._split(call, self._server_info())
         if len(ranges) == 1:
             outcomes: list[Any] = [_outcome(self._post, call, *ranges[0])]
         else:
             with ThreadPoolExecutor(min(len(ranges), self.max_concurrency), thread_name_prefix="lychee-remote") as pool:
                 outcomes = list(pool.map(lambda r: _outcome(self._post, call, *r), ranges))
-        return self._merge(call, ranges, outcomes)
+        return Scored(self._merge(call, ranges, outcomes), None, request.instruction)
 
     # ------------------------------------------------------------------ async
 
@@ -588,26 +541,11 @@ class RemoteReranker(RankingScorer):
             halves = _halves(start, end, exc.detail)
             return _joined(await asyncio.gather(*(self._apost(call, *h) for h in halves), return_exceptions=True))
 
-    async def ascore(
-        self,
-        query: InputLike,
-        documents: Sequence[InputLike],
-        *,
-        instruction: str | None = None,
-        task: str | None = None,
-    ) -> list[float]:
-        """Like :meth:`score`, without blocking the event loop (images are read in a worker thread).
-
-        Example:
-            >>> scores = await reranker.ascore("a red car", ["a red sports car", "a banana"])  # doctest: +SKIP
-
-        """
-        if isinstance(query, str) and isinstance(documents, Sequence) and all(isinstance(d, str) for d in documents):
-            call = self._prepare(query, documents, instruction, task)
-        else:
-            call = await asyncio.to_thread(self._prepare, query, documents, instruction, task)
-        if call is None:
-            return []
+    async def _ascore(self, request: ScoreRequest) -> Scored:
+        if all(not d.images for d in (request.query, *request.documents)):
+            call = self._prepare(request)
+        else:  # local images are read and encoded in a worker thread
+            call = await asyncio.to_thread(self._prepare, request)
         ranges = self._split(call, await self._aserver_info())
         limit = asyncio.Semaphore(self.max_concurrency)
 
@@ -616,20 +554,7 @@ class RemoteReranker(RankingScorer):
                 return await self._apost(call, start, end)
 
         outcomes = await asyncio.gather(*(post(*r) for r in ranges), return_exceptions=True)
-        return self._merge(call, ranges, list(outcomes))
-
-    async def arerank(
-        self,
-        query: InputLike,
-        documents: Sequence[InputLike],
-        *,
-        instruction: str | None = None,
-        task: str | None = None,
-        top_n: int | None = None,
-    ) -> list[RerankResult]:
-        """Like :meth:`rerank`, without blocking the event loop."""
-        check_top_n(top_n)
-        return rank(await self.ascore(query, documents, instruction=instruction, task=task), top_n)
+        return Scored(self._merge(call, ranges, list(outcomes)), None, request.instruction)
 
 
 def _outcome(fn: Any, *args: Any) -> Any:

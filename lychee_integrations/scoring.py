@@ -1,42 +1,182 @@
-"""What the framework adapters need from a reranker.
+"""The one seam between callers and backends: :class:`Scorer`.
 
-The LangChain and LlamaIndex adapters are typed against :class:`Scorer`, which
-:class:`~lychee_integrations.engine.LycheeReranker` satisfies. The package's scorers
-derive from :class:`RankingScorer`, which holds the one :meth:`~RankingScorer.rerank`
-they share. :func:`shared_scorer`
-returns the process-wide engine for a configuration, so every adapter built with the
-same options shares one loaded model. A model-free stand-in for tests,
-:class:`~lychee_integrations.testing.FakeScorer`, lives in :mod:`lychee_integrations.testing`.
+Every backend (the in-process engine, :class:`~lychee_integrations.remote.RemoteReranker`,
+:class:`~lychee_integrations.vllm.VLLMReranker` and the model-free
+:class:`~lychee_integrations.testing.FakeScorer`) derives from :class:`Scorer`. Its public
+calls (:meth:`~Scorer.score`, :meth:`~Scorer.ascore`, :meth:`~Scorer.rerank`,
+:meth:`~Scorer.arerank`, :meth:`~Scorer.score_with_usage`) validate the arguments, coerce the
+query and documents to :class:`~lychee_integrations.inputs.RerankInput` and resolve
+``task``/``instruction`` exactly once, into one :class:`ScoreRequest`; a backend implements
+:meth:`~Scorer._score` (and, when it can do better than a worker thread, :meth:`~Scorer._ascore`).
+
+An unset instruction stays ``None`` down to the backend, which applies its model family's
+default (a remote scorer leaves it to the server). This module imports no backend.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
 
-from lychee_integrations.inputs import InputLike
+from typing_extensions import Self
+
+from lychee_integrations.errors import ConfigurationError, InvalidInputError
+from lychee_integrations.inputs import InputLike, RerankInput, map_documents, to_query_input, to_rerank_input
+from lychee_integrations.instructions import InstructionRegistry, default_registry
 from lychee_integrations.results import RerankResult, rank
 
-__all__ = ["RankingScorer", "Scorer", "check_top_n", "rank", "shared_scorer"]
+__all__ = ["ScoreRequest", "Scored", "Scorer", "refuse_empty"]
 
 logger = logging.getLogger(__name__)
 
 
-@runtime_checkable
-class Scorer(Protocol):
-    """The reranker interface the adapters call (``LycheeReranker`` implements it).
+@dataclass(frozen=True)
+class ScoreRequest:
+    """One validated call, as a backend receives it.
 
-    Implementations must be safe to call from several threads at once.
+    Attributes:
+        query: The query (never empty).
+        documents: The documents (at least one, none empty), in the caller's order.
+        instruction: The instruction text, or ``None`` for the backend's family default.
+
     """
 
+    query: RerankInput
+    documents: tuple[RerankInput, ...]
+    instruction: str | None
+
+
+class Scored(NamedTuple):
+    """What a backend returns for a :class:`ScoreRequest`.
+
+    Attributes:
+        scores: One score in [0, 1] per document, in input order.
+        tokens: Prompt tokens the model read (visual tokens included, padding excluded),
+            or ``None`` when the backend cannot tell.
+        instruction: The instruction text applied, or ``None`` when the backend cannot tell
+            (a remote server's own default).
+
+    """
+
+    scores: list[float]
+    tokens: int | None
+    instruction: str | None
+
+
+def _document(value: object, item: str, index: int) -> RerankInput:
+    return to_rerank_input(value, item=item, index=index)
+
+
+def _non_empty(value: object, item: str, index: int) -> RerankInput:
+    document = to_rerank_input(value, item=item, index=index)
+    if document.kind == "empty":
+        raise InvalidInputError(item, "is empty: give text, an image, or both", index=index)
+    return document
+
+
+def refuse_empty(documents: Sequence[RerankInput]) -> None:
+    """Refuse documents with neither text nor image (the HTTP API's rule), naming each.
+
+    Raises:
+        InvalidInputError: The one empty document; :class:`~lychee_integrations.errors.InvalidDocumentsError`
+            for several.
+
+    """
+    map_documents(documents, _non_empty)
+
+
+class Scorer(ABC):
+    """Base of every reranker backend; callers (adapters, CLI, service, eval) take any Scorer.
+
+    A subclass implements :attr:`model_name` and :meth:`_score`; it may override
+    :meth:`_ascore` (native async), :meth:`load` and :meth:`close`. Implementations must be
+    safe to call from several threads at once.
+
+    Example:
+        >>> from lychee_integrations.testing import FakeScorer
+        >>> FakeScorer().rerank("red car", ["a banana", "a red car"], top_n=1)
+        [RerankResult(index=1, score=1.0)]
+
+    """
+
+    #: Instruction templates that ``task`` names are looked up in.
+    registry: InstructionRegistry = default_registry
+    #: Whether a document with neither text nor image is scored (the recipe's empty side) or refused.
+    scores_empty_documents: ClassVar[bool] = True
+
     @property
+    @abstractmethod
     def model_name(self) -> str:
-        """The model's hub id or directory, for events and logs."""
-        ...
+        """The model's name (hub id, directory, or the name a server publishes)."""
+
+    @property
+    def default_instruction(self) -> str | None:
+        """The instruction applied when a call gives none (its family's), or ``None`` when unknown here."""
+        return None
 
     @abstractmethod
+    def _score(self, request: ScoreRequest) -> Scored:
+        """Score a validated request (the one method a backend must write)."""
+
+    async def _ascore(self, request: ScoreRequest) -> Scored:
+        """Score without blocking the event loop; by default :meth:`_score` in a worker thread."""
+        return await asyncio.to_thread(self._score, request)
+
+    # ------------------------------------------------------------------ validation, once
+
+    def request(
+        self,
+        query: InputLike,
+        documents: Sequence[InputLike],
+        *,
+        instruction: str | None = None,
+        task: str | None = None,
+    ) -> ScoreRequest:
+        """Validate and coerce a call's arguments into the :class:`ScoreRequest` a backend scores.
+
+        Arguments and errors are those of :meth:`score`; no model or server is touched.
+
+        Example:
+            >>> from lychee_integrations.testing import FakeScorer
+            >>> FakeScorer().request("q", ["a", {"text": "b"}]).documents[1].text
+            'b'
+
+        """
+        if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
+            raise ConfigurationError(
+                f"documents must be a list of texts, images, dicts or RerankInput, not {type(documents).__name__}"
+            )
+        text = None if task is None and instruction is None else self.registry.resolve(task, instruction)
+        convert = _document if self.scores_empty_documents else _non_empty
+        return ScoreRequest(to_query_input(query), tuple(map_documents(documents, convert)), text)
+
+    # ------------------------------------------------------------------ public calls
+
+    def score_with_usage(
+        self,
+        query: InputLike,
+        documents: Sequence[InputLike],
+        *,
+        instruction: str | None = None,
+        task: str | None = None,
+    ) -> Scored:
+        """Like :meth:`score`, with the prompt tokens read and the instruction applied.
+
+        Returns:
+            :class:`Scored`; it unpacks as ``scores, tokens, instruction``.
+
+        Example:
+            >>> from lychee_integrations.testing import FakeScorer
+            >>> FakeScorer().score_with_usage("red car", ["a red car"]).scores
+            [1.0]
+
+        """
+        return self.score_request(self.request(query, documents, instruction=instruction, task=task))
+
     def score(
         self,
         query: InputLike,
@@ -51,49 +191,26 @@ class Scorer(Protocol):
             query: Text, image, ``{"text":..., "image":...}`` or :class:`~lychee_integrations.inputs.RerankInput`.
             documents: The candidates, each in any of the same forms.
             instruction: Free instruction text (default: the model family's).
-            task: A template name from the instruction registry instead of ``instruction``.
+            task: A template name from :attr:`registry` instead of ``instruction``.
 
         Returns:
             One score in [0, 1] per document, in input order. ``[]`` for no documents.
 
         Raises:
-            InvalidInputError: The query or a document is invalid; the error names the item.
-            ConfigurationError: Both or a bad ``task``/``instruction``.
+            InvalidInputError: The query is empty or malformed, or a document is malformed (or
+                empty, for a scorer that refuses empty documents); the error names the item (several bad documents raise one
+                :class:`~lychee_integrations.errors.InvalidDocumentsError` listing each).
+            ImageLoadError: An image cannot be read.
+            InputTooLongError: A pair's images alone exceed the model's length limit.
+            ConfigurationError: ``documents`` is not a list; both or a bad ``task``/``instruction``.
+
+        Example:
+            >>> from lychee_integrations.testing import FakeScorer
+            >>> FakeScorer().score("red car", ["a red car", "a banana"])
+            [1.0, 0.0]
 
         """
-
-    def rerank(
-        self,
-        query: InputLike,
-        documents: Sequence[InputLike],
-        *,
-        instruction: str | None = None,
-        task: str | None = None,
-        top_n: int | None = None,
-    ) -> list[RerankResult]:
-        """Return the documents' indices and scores, best first, at most ``top_n`` of them."""
-        ...
-
-
-def check_top_n(top_n: int | None) -> None:
-    """Check a ``top_n`` argument before any work is done.
-
-    Raises:
-        ConfigurationError: ``top_n`` is not a positive integer or ``None``.
-
-    Example:
-        >>> check_top_n(3)
-
-    """
-    rank([], top_n)
-
-
-class RankingScorer(Scorer):
-    """Base of the package's scorers: a subclass implements :meth:`score` and :attr:`model_name`.
-
-    :meth:`rerank` comes from here; ``score`` is abstract, so a subclass without it
-    cannot be instantiated.
-    """
+        return self.score_with_usage(query, documents, instruction=instruction, task=task).scores
 
     def rerank(
         self,
@@ -119,8 +236,7 @@ class RankingScorer(Scorer):
 
         Raises:
             ConfigurationError: ``top_n`` is not a positive integer or ``None`` (checked
-                before any work).
-            InvalidInputError: See :meth:`score`; any other error of :meth:`score` too.
+                before any work); see :meth:`score` for the rest.
 
         Example:
             >>> from lychee_integrations.testing import FakeScorer
@@ -128,31 +244,102 @@ class RankingScorer(Scorer):
             [RerankResult(index=1, score=1.0)]
 
         """
-        check_top_n(top_n)
+        rank([], top_n)
         return rank(self.score(query, documents, instruction=instruction, task=task), top_n)
 
+    async def ascore_with_usage(
+        self,
+        query: InputLike,
+        documents: Sequence[InputLike],
+        *,
+        instruction: str | None = None,
+        task: str | None = None,
+    ) -> Scored:
+        """Like :meth:`score_with_usage`, without blocking the event loop."""
+        return await self.ascore_request(self.request(query, documents, instruction=instruction, task=task))
 
-def shared_scorer(**options: Any) -> Scorer:
-    """Return the process-wide :class:`~lychee_integrations.engine.LycheeReranker` for ``options``.
+    async def ascore(
+        self,
+        query: InputLike,
+        documents: Sequence[InputLike],
+        *,
+        instruction: str | None = None,
+        task: str | None = None,
+    ) -> list[float]:
+        """Like :meth:`score`, without blocking the event loop.
 
-    Every call with the same options returns the same instance, so the model is loaded
-    once per process however many adapters use it. The model loads lazily, on first use.
+        Example:
+            >>> import asyncio
+            >>> from lychee_integrations.testing import FakeScorer
+            >>> asyncio.run(FakeScorer().ascore("red car", ["a red car"]))
+            [1.0]
 
-    Args:
-        **options: ``model`` and any other engine option (``device``, ``dtype``,
-            ``max_length``, ...); omitted options take the engine's defaults.
+        """
+        return (await self.ascore_with_usage(query, documents, instruction=instruction, task=task)).scores
 
-    Returns:
-        The shared engine.
+    async def arerank(
+        self,
+        query: InputLike,
+        documents: Sequence[InputLike],
+        *,
+        instruction: str | None = None,
+        task: str | None = None,
+        top_n: int | None = None,
+    ) -> list[RerankResult]:
+        """Like :meth:`rerank`, without blocking the event loop."""
+        rank([], top_n)
+        return rank(await self.ascore(query, documents, instruction=instruction, task=task), top_n)
 
-    Raises:
-        ConfigurationError: An option is unknown or invalid.
+    def score_request(self, request: ScoreRequest) -> Scored:
+        """Score a request built by :meth:`request` (for callers that also read the coerced inputs).
 
-    Example:
-        >>> shared_scorer(model="/tmp/tiny") is shared_scorer(model="/tmp/tiny")  # doctest: +SKIP
-        True
+        Example:
+            >>> from lychee_integrations.testing import FakeScorer
+            >>> scorer = FakeScorer()
+            >>> request = scorer.request("red car", ["a red car", {"text": "a bus"}])
+            >>> [d.kind for d in request.documents], scorer.score_request(request).scores
+            (['text', 'text'], [1.0, 0.0])
 
-    """
-    from lychee_integrations.engine import LycheeReranker
+        """
+        if not request.documents:
+            return Scored([], 0, request.instruction)
+        return self._checked(self._score(request), request)
 
-    return LycheeReranker.shared(**options)
+    async def ascore_request(self, request: ScoreRequest) -> Scored:
+        """Like :meth:`score_request`, without blocking the event loop."""
+        if not request.documents:
+            return Scored([], 0, request.instruction)
+        return self._checked(await self._ascore(request), request)
+
+    @staticmethod
+    def _checked(scored: Scored, request: ScoreRequest) -> Scored:
+        if len(scored.scores) != len(request.documents):
+            raise RuntimeError(
+                f"the backend returned {len(scored.scores)} scores for {len(request.documents)} documents"
+            )
+        return scored
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def load(self) -> Self:
+        """Get ready now instead of on first use (load the model, ...); returns ``self``."""
+        return self
+
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
+        """Release what the backend holds (model, connections); a later call acquires it again."""
+
+    async def aclose(self) -> None:
+        """Like :meth:`close`, from async code."""
+        self.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,25 +1,15 @@
-"""Test helpers for users' own tests: offline checkpoints and a model-free scorer.
+"""Test helpers for users' own tests: a model-free scorer, and offline checkpoints.
 
 :class:`FakeScorer` is a deterministic :class:`~lychee_integrations.scoring.Scorer`
-without a model, for fast unit tests of pipelines that use the adapters::
+without a model, for fast unit tests of pipelines that use the adapters. It is built on the
+same base as the real backends, so it validates exactly as they do::
 
     >>> scorer = FakeScorer(lambda query, document, instruction: len(document.text or "") / 10)
     >>> scorer.rerank("q", ["abc", "a", "abcde"], top_n=2)
     [RerankResult(index=2, score=0.5), RerankResult(index=0, score=0.3)]
 
-
-:func:`build_tiny_checkpoint` writes a tiny, randomly initialised
-``Qwen2_5_VLForConditionalGeneration`` with a small byte-level BPE tokenizer and the
-stock Qwen2.5-VL processor and chat template to a directory, with ``save_pretrained``.
-Loading that directory exercises exactly the code path that loads
-``vec-ai/lychee-rerank-mm``, without any download, so the package's tests and its
-users' CI can run the real prompt, batching and scoring end to end on a CPU.
-
-Example:
-    >>> from lychee_integrations.testing import build_tiny_checkpoint
-    >>> path = build_tiny_checkpoint("/tmp/tiny-lychee")  # doctest: +SKIP
-    >>> LycheeReranker(model=str(path)).score("cats", ["a cat", "a car"])  # doctest: +SKIP
-
+:func:`build_tiny_checkpoint` (from :mod:`lychee_integrations.tiny`, importable from here too)
+writes a tiny random checkpoint of the real architecture for tests of the real engine.
 """
 
 from __future__ import annotations
@@ -27,387 +17,23 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lychee_integrations.inputs import InputLike, RerankInput, to_query_input, to_rerank_input
-from lychee_integrations.instructions import resolve_instruction
-from lychee_integrations.scoring import RankingScorer
+from lychee_integrations.inputs import RerankInput
+from lychee_integrations.instructions import InstructionRegistry
+from lychee_integrations.recipes import get_recipe
+from lychee_integrations.scoring import Scored, Scorer, ScoreRequest
+
+if TYPE_CHECKING:
+    from lychee_integrations.tiny import build_tiny_checkpoint
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "FAMILIES",
-    "FakeScorer",
-    "ScoreCall",
-    "ScoreFunction",
-    "lexical_overlap",
-    "PRESETS",
-    "QWEN2_VL_CHAT_TEMPLATE",
-    "QWEN3_VL_CHAT_TEMPLATE",
-    "REAL_VOCAB_SIZE",
-    "build_tiny_checkpoint",
-    "preset_config",
-]
+__all__ = ["FakeScorer", "ScoreCall", "ScoreFunction", "build_tiny_checkpoint", "lexical_overlap"]
 
-#: Model families :func:`build_tiny_checkpoint` can build.
-FAMILIES = ("lychee", "qwen3-vl")
-
-#: Vocabulary size of the real Qwen2.5-VL language model head.
-REAL_VOCAB_SIZE = 152064
-
-#: The chat template shipped with Qwen2-VL and Qwen2.5-VL checkpoints (a model format fact).
-QWEN2_VL_CHAT_TEMPLATE = (
-    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
-    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}"
-    "{{ message['content'] }}<|im_end|>\n{% else %}{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}"
-    "Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif content['type'] == 'video' or 'video' in content %}"
-    "{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}"
-    "Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
-    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
-    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-#: A Qwen3-VL-style chat template (written from the format: system, user and assistant turns,
-#: ``<|vision_start|><|image_pad|><|vision_end|>`` per image, no default system message).
-QWEN3_VL_CHAT_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
-    "{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif content['type'] == 'video' or 'video' in content %}<|vision_start|><|video_pad|><|vision_end|>"
-    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-#: Architecture sizes: ``tiny`` for tests; ``small`` (8 layers of 512, head size 64) for CPU benchmarks
-#: and for vLLM, whose CPU attention needs a head size of 64; ``7b`` for the real Qwen2.5-VL-7B shapes.
-PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {
-        "text": {
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "mrope_section": [2, 3, 3],
-        },
-        "vision": {
-            "depth": 2,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_heads": 2,
-            "fullatt_block_indexes": [1],
-        },
-    },
-    "small": {
-        "text": {
-            "hidden_size": 512,
-            "intermediate_size": 1408,
-            "num_hidden_layers": 8,
-            "num_attention_heads": 8,
-            "num_key_value_heads": 4,
-            "mrope_section": [8, 12, 12],
-        },
-        "vision": {
-            "depth": 2,
-            "hidden_size": 128,
-            "intermediate_size": 256,
-            "num_heads": 2,
-            "fullatt_block_indexes": [1],
-        },
-    },
-    "7b": {
-        "text": {
-            "hidden_size": 3584,
-            "intermediate_size": 18944,
-            "num_hidden_layers": 28,
-            "num_attention_heads": 28,
-            "num_key_value_heads": 4,
-            "mrope_section": [16, 24, 24],
-        },
-        "vision": {
-            "depth": 32,
-            "hidden_size": 1280,
-            "intermediate_size": 3420,
-            "num_heads": 16,
-            "fullatt_block_indexes": [7, 15, 23, 31],
-        },
-    },
-}
-
-_SPECIAL_TOKENS = (
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|object_ref_start|>",
-    "<|object_ref_end|>",
-    "<|box_start|>",
-    "<|box_end|>",
-    "<|quad_start|>",
-    "<|quad_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|vision_pad|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
-)
-
-_CORPUS = (
-    "Judge whether the Document meets the requirements based on the Query and the Instruct provided.",
-    'Note that the answer can only be "yes" or "no".',
-    "Given a web search query, retrieve relevant passages that answer the query",
-    "The quick brown fox jumps over the lazy dog. A cat sits on the mat in the sun.",
-    "Retrieval augmented generation finds documents, images and passages for a question.",
-    "How do I reset my password? Open settings, choose security, then follow the steps.",
-    "Product search: red running shoes, a blue backpack, wireless headphones and a lamp.",
-    "Paris is the capital of France. Berlin is the capital of Germany. 1 2 3 4 5 6 7 8 9 0",
-    "system user assistant Instruct Query Document image picture photo screenshot page",
-)
-_ANSWER_LINES = ("yes", "no", "yes no", "no yes")
-
-
-def _train_tokenizer(vocab_target: int) -> tuple[dict[str, int], Any]:
-    import tokenizers
-    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
-
-    pre = tokenizers.pre_tokenizers
-    tok = tokenizers.Tokenizer(tokenizers.models.BPE())
-    tok.normalizer = tokenizers.normalizers.NFC()
-    tok.pre_tokenizer = pre.Sequence(
-        [
-            pre.Split(tokenizers.Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-            pre.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
-    )
-    trainer = tokenizers.trainers.BpeTrainer(
-        vocab_size=vocab_target,
-        min_frequency=1,
-        initial_alphabet=pre.ByteLevel.alphabet(),
-        special_tokens=["<|endoftext|>"],
-        show_progress=False,
-    )
-    lines = list(_CORPUS) * 4 + list(_ANSWER_LINES) * 50
-    tok.train_from_iterator(lines, trainer=trainer)
-    state = tok.model.__getstate__()
-    import json
-
-    model_state = json.loads(state)
-    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else (m[0], m[1]) for m in model_state["merges"]]
-    return dict(model_state["vocab"]), merges
-
-
-def preset_config(preset: str, vocab_size: int, token_ids: dict[str, int]) -> Any:
-    """Return the ``Qwen2_5_VLConfig`` of a preset for a tokenizer's special token ids."""
-    from transformers import Qwen2_5_VLConfig
-
-    ids = token_ids
-    text = dict(PRESETS[preset]["text"])
-    mrope_section = text.pop("mrope_section")
-    vision = PRESETS[preset]["vision"]
-    config = Qwen2_5_VLConfig(
-        text_config={
-            **text,
-            "vocab_size": vocab_size,
-            "max_position_embeddings": 128000,
-            "rope_parameters": {
-                "rope_type": "default",
-                "rope_theta": 1000000.0,
-                "mrope_section": mrope_section,
-            },
-            "bos_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-        },
-        vision_config={**vision, "out_hidden_size": text["hidden_size"], "window_size": 112},
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=False,
-    )
-    return config
-
-
-def _qwen3_vl_config(vocab_size: int, ids: dict[str, int]) -> Any:
-    from transformers import Qwen3VLConfig
-
-    return Qwen3VLConfig(
-        text_config={
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "head_dim": 16,
-            "vocab_size": vocab_size,
-            "max_position_embeddings": 128000,
-            "rope_parameters": {
-                "rope_type": "default",
-                "rope_theta": 5000000.0,
-                "mrope_section": [2, 3, 3],
-                "mrope_interleaved": True,
-            },
-            "bos_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-        },
-        vision_config={
-            "depth": 2,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_heads": 2,
-            "patch_size": 16,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "out_hidden_size": 64,
-            "num_position_embeddings": 64,
-            "deepstack_visual_indexes": [0],
-        },
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=False,
-    )
-
-
-def _tiny_tokenizer() -> Any:
-    from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
-
-    vocab, merges = _train_tokenizer(vocab_target=400)
-    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, clean_up_tokenization_spaces=False)
-    tokenizer.add_special_tokens({"additional_special_tokens": list(_SPECIAL_TOKENS[1:])})
-    tokenizer.model_max_length = 32768
-    for word in ("yes", "no"):
-        if len(tokenizer.encode(word, add_special_tokens=False)) != 1:
-            raise RuntimeError(f"tiny tokenizer did not learn {word!r} as one token")
-    return tokenizer
-
-
-def _build_tiny_qwen3_vl(out: Path, vocab_size: int | None, seed: int, dtype: str) -> Path:
-    import torch
-    from transformers import Qwen3VLForConditionalGeneration, Qwen3VLProcessor
-    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
-    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
-
-    tokenizer = _tiny_tokenizer()
-    processor = Qwen3VLProcessor(
-        image_processor=Qwen2VLImageProcessor(
-            patch_size=16,
-            merge_size=2,
-            temporal_patch_size=2,
-            size={"shortest_edge": 4 * 32 * 32, "longest_edge": 1800 * 32 * 32},
-        ),
-        tokenizer=tokenizer,
-        video_processor=Qwen3VLVideoProcessor(patch_size=16, merge_size=2, temporal_patch_size=2),
-        chat_template=QWEN3_VL_CHAT_TEMPLATE,
-    )
-    ids: dict[str, int] = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in _SPECIAL_TOKENS}
-    n_vocab = vocab_size if vocab_size is not None else len(tokenizer)
-    if n_vocab < len(tokenizer):
-        raise ValueError(f"vocab_size={n_vocab} is smaller than the tokenizer ({len(tokenizer)} tokens)")
-    torch.manual_seed(seed)
-    model = Qwen3VLForConditionalGeneration(_qwen3_vl_config(n_vocab, ids)).to(getattr(torch, dtype))
-    _spread_weights(model)
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    logger.info("built tiny Qwen3-VL-Reranker checkpoint at %s", out)
-    return out
-
-
-def build_tiny_checkpoint(
-    path: str | Path,
-    *,
-    family: str = "lychee",
-    vocab_size: int | None = None,
-    preset: str = "tiny",
-    seed: int = 0,
-    dtype: str = "float32",
-) -> Path:
-    """Build and save a random Lychee-architecture checkpoint for offline use.
-
-    The checkpoint is a real ``Qwen2_5_VLForConditionalGeneration`` with a byte-level
-    BPE tokenizer trained on a few sentences (``yes`` and ``no`` are single tokens), the
-    stock Qwen2.5-VL image and video processors and chat template. Scores it produces are
-    meaningless but deterministic for a given ``seed``.
-
-    Args:
-        path: Directory to write (created if missing; existing files are overwritten).
-        vocab_size: Size of the model's vocabulary. ``None`` uses the tokenizer's own size;
-            :data:`REAL_VOCAB_SIZE` (152064) gives the LM-head cost of the real model,
-            which is what benchmarks want.
-        preset: ``"tiny"`` (under 1 MB), ``"small"`` (8 layers of 512, head size 64: CPU
-            benchmarks and vLLM) or ``"7b"`` (the real Qwen2.5-VL-7B shapes, 8.3B random
-            parameters: for GPU benchmarks, about 16 GB in bfloat16).
-        seed: Seed for the random weights.
-        dtype: ``"float32"`` or ``"bfloat16"``, the dtype the weights are saved in.
-        family: ``"lychee"`` (Qwen2.5-VL) or ``"qwen3-vl"`` (a tiny
-            ``Qwen3VLForConditionalGeneration`` with a Qwen3-VL processor, patch 16, merge 2;
-            ``preset`` must be ``"tiny"``).
-
-    Returns:
-        The directory, ready for ``LycheeReranker(model=str(path))``.
-
-    Raises:
-        ValueError: An unknown family or preset, or a vocabulary smaller than the tokenizer.
-
-    """
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; use one of {', '.join(FAMILIES)}")
-    if family == "qwen3-vl":
-        if preset != "tiny":
-            raise ValueError(f"family 'qwen3-vl' has only the 'tiny' preset, not {preset!r}")
-        target = Path(path)
-        target.mkdir(parents=True, exist_ok=True)
-        return _build_tiny_qwen3_vl(target, vocab_size, seed, dtype)
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
-    import torch
-    import transformers
-    from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
-    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
-    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
-
-    out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer = _tiny_tokenizer()
-
-    image_processor = Qwen2VLImageProcessor(min_pixels=4 * 28 * 28, max_pixels=1280 * 28 * 28)
-    video_processor = Qwen2VLVideoProcessor()
-    processor = Qwen2_5_VLProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        video_processor=video_processor,
-        chat_template=QWEN2_VL_CHAT_TEMPLATE,
-    )
-
-    ids: dict[str, int] = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in _SPECIAL_TOKENS}  # type: ignore[misc]
-    n_vocab = vocab_size if vocab_size is not None else len(tokenizer)
-    if n_vocab < len(tokenizer):
-        raise ValueError(f"vocab_size={n_vocab} is smaller than the tokenizer ({len(tokenizer)} tokens)")
-    config = preset_config(preset, n_vocab, ids)
-    torch.manual_seed(seed)
-    device = "cuda" if preset == "7b" and torch.cuda.is_available() else "cpu"
-    with torch.device(device):
-        model = Qwen2_5_VLForConditionalGeneration(config).to(getattr(torch, dtype))
-    if preset == "tiny":
-        _spread_weights(model)
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    logger.info("built tiny Lychee checkpoint at %s (transformers %s)", out, transformers.__version__)
-    return out
-
-
-#: ``(query, document, instruction) -> score in [0, 1]``.
+#: ``(query, document, instruction) -> score`` in [0, 1].
 ScoreFunction = Callable[[RerankInput, RerankInput, str], float]
 
 _WORD_RE = re.compile(r"\w+")
@@ -444,19 +70,21 @@ class ScoreCall:
     instruction: str
 
 
-class FakeScorer(RankingScorer):
-    """A deterministic :class:`Scorer` without a model, for tests of pipelines.
+class FakeScorer(Scorer):
+    """A deterministic :class:`~lychee_integrations.scoring.Scorer` without a model, for tests of pipelines.
 
-    It coerces and validates the query and documents the way the engine does (errors
-    name ``query`` or ``document N``; an empty query is refused, an empty document is
-    scored), resolves ``task``/``instruction`` through the
-    instruction registry, scores each pair with ``score_fn`` and records every call in
-    :attr:`calls`. Images are never opened. Thread-safe.
+    It derives from the same base as the real backends, so it refuses what the engine refuses
+    (an empty query, a malformed query or document, several bad documents in one error),
+    resolves ``task``/``instruction`` the same way and applies its family's default
+    instruction when none is given. It scores each pair with ``score_fn`` and records every
+    call in :attr:`calls`. Images are never opened. Thread-safe.
 
     Args:
         score_fn: ``(query, document, instruction) -> score`` in [0, 1]; defaults to
             :func:`lexical_overlap`.
         model_name: What :attr:`model_name` reports.
+        family: The model family whose default instruction applies (``"lychee"`` or ``"qwen3-vl"``).
+        registry: Where ``task=`` names are looked up (default: the package's registry).
 
     Example:
         >>> FakeScorer().score("red car", ["a red car", "a banana"])
@@ -464,9 +92,19 @@ class FakeScorer(RankingScorer):
 
     """
 
-    def __init__(self, score_fn: ScoreFunction | None = None, *, model_name: str = "fake-lychee") -> None:
+    def __init__(
+        self,
+        score_fn: ScoreFunction | None = None,
+        *,
+        model_name: str = "fake-lychee",
+        family: str = "lychee",
+        registry: InstructionRegistry | None = None,
+    ) -> None:
         self._score_fn = score_fn or lexical_overlap
         self._model_name = model_name
+        self._default_instruction = get_recipe(family).default_instruction
+        if registry is not None:
+            self.registry = registry
         self._lock = threading.Lock()
         self.calls: list[ScoreCall] = []
 
@@ -475,40 +113,27 @@ class FakeScorer(RankingScorer):
         """The name given at construction."""
         return self._model_name
 
-    def score(
-        self,
-        query: InputLike,
-        documents: Sequence[InputLike],
-        *,
-        instruction: str | None = None,
-        task: str | None = None,
-    ) -> list[float]:
-        """Score every document with ``score_fn``, in input order.
+    @property
+    def default_instruction(self) -> str:
+        """The family's default instruction, applied when a call gives none."""
+        return self._default_instruction
 
-        Raises:
-            InvalidInputError: The query is empty, or the query or a document is malformed.
-            ConfigurationError: Both or a bad ``task``/``instruction``.
-            ValueError: ``score_fn`` returned a value outside [0, 1].
-
-        """
-        text = resolve_instruction(task, instruction)
-        query_input = to_query_input(query)
-        inputs = tuple(to_rerank_input(d, item=f"document {i}", index=i) for i, d in enumerate(documents))
-        scores = [float(self._score_fn(query_input, document, text)) for document in inputs]
+    def _score(self, request: ScoreRequest) -> Scored:
+        instruction = request.instruction or self.default_instruction
+        scores = [float(self._score_fn(request.query, document, instruction)) for document in request.documents]
         for i, value in enumerate(scores):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"score_fn returned {value} for document {i}; scores must lie in [0, 1]")
         with self._lock:
-            self.calls.append(ScoreCall(query_input, inputs, text))
+            self.calls.append(ScoreCall(request.query, request.documents, instruction))
         logger.debug("fake-scored %d documents", len(scores))
-        return scores
+        tokens = sum(len(_WORD_RE.findall(d.text or "")) + len(d.images) for d in request.documents)
+        return Scored(scores, tokens, instruction)
 
 
-def _spread_weights(model: Any) -> None:
-    """Wider random weights than the default init, so that a tiny model's scores spread over (0, 1)."""
-    import torch
+def __getattr__(name: str) -> Any:
+    if name == "build_tiny_checkpoint":
+        from lychee_integrations import tiny
 
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() > 1:
-                param.normal_(0.0, 0.2)
+        return tiny.build_tiny_checkpoint
+    raise AttributeError(f"module 'lychee_integrations.testing' has no attribute {name!r}")

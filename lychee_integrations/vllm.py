@@ -2,7 +2,7 @@
 
 :class:`VLLMReranker` scores exactly what :class:`~lychee_integrations.engine.LycheeReranker`
 scores, on vLLM: the same input forms, instructions, image loader, prompt and truncation
-(the engine's own :class:`~lychee_integrations.prompt.PromptEncoder` renders and cuts every
+(the engine's own :class:`~lychee_integrations.engine.pairs.PromptEncoder` renders and cuts every
 pair), and the same errors. vLLM receives the resulting token ids with one ``<|image_pad|>``
 per image, plus the images as multi-modal data (query images first, then document images), and
 expands each placeholder to the image's visual tokens itself. The checkpoint loads as a vLLM
@@ -28,20 +28,16 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lychee_integrations._deps import require
 from lychee_integrations.config import DEFAULT_MODEL, RerankerConfig
-from lychee_integrations.errors import ConfigurationError, InvalidInputError
-from lychee_integrations.images import ImagePolicy, load_image
-from lychee_integrations.inputs import InputLike, RerankInput, map_documents, to_query_input, to_rerank_input
-from lychee_integrations.instructions import InstructionRegistry, default_registry
-from lychee_integrations.processor import load_processor
-from lychee_integrations.prompt import EncodedPair, PromptEncoder, Side
-from lychee_integrations.scoring import RankingScorer
-
-if TYPE_CHECKING:
-    from PIL.Image import Image as PILImage
+from lychee_integrations.engine.pairs import PromptEncoder
+from lychee_integrations.engine.processor import load_processor
+from lychee_integrations.errors import ConfigurationError
+from lychee_integrations.images import ImagePolicy
+from lychee_integrations.instructions import InstructionRegistry
+from lychee_integrations.scoring import Scored, Scorer, ScoreRequest
 
 __all__ = [
     "HF_OVERRIDES",
@@ -145,13 +141,7 @@ def _collapse_image_runs(ids: Sequence[int], image_token_id: int) -> list[int]:
     return out
 
 
-@dataclasses.dataclass(frozen=True)
-class _Prepared:
-    pair: EncodedPair
-    images: tuple[PILImage, ...]
-
-
-class VLLMReranker(RankingScorer):
+class VLLMReranker(Scorer):
     """Lychee scores from vLLM's offline engine (``vllm.LLM``) in this process.
 
     A drop-in :class:`~lychee_integrations.scoring.Scorer`: the adapters accept it as
@@ -235,7 +225,8 @@ class VLLMReranker(RankingScorer):
         if unknown:
             raise ConfigurationError(f"unknown vLLM engine option(s) {', '.join(unknown)}; see vllm.EngineArgs")
         self.engine_options = dict(engine_options)
-        self._registry = registry or default_registry
+        if registry is not None:
+            self.registry = registry
         self._llm: Any = None
         self._encoder: PromptEncoder | None = None
         self._image_token_id = -1
@@ -318,103 +309,36 @@ class VLLMReranker(RankingScorer):
                 llm = self._llm
         return llm
 
-    def _images(self, value: RerankInput, item: str, index: int | None) -> tuple[PILImage, ...]:
-        return tuple(load_image(image, self.config.image_policy, item=item, index=index) for image in value.images)
-
-    def _prepare(self, instruction: str, query: RerankInput, documents: Sequence[InputLike]) -> list[_Prepared]:
+    def _score(self, request: ScoreRequest) -> Scored:
         encoder = self._get_encoder()
-        encoder.check_text(query.text, "query")
-        query_images = self._images(query, "query", None)
-        query_side = Side(query.text, tuple(encoder.encode_image(image) for image in query_images))
-
-        def prepare(document: object, item: str, index: int) -> _Prepared:
-            value = to_rerank_input(document, item=item, index=index)
-            images = self._images(value, item, index)
-            if len(query_images) + len(images) > self.max_images_per_pair:
-                raise InvalidInputError(
-                    item,
-                    f"the pair holds {len(query_images) + len(images)} images (query and document), over "
-                    f"max_images_per_pair={self.max_images_per_pair}",
-                    index=index,
-                )
-            side = Side(value.text, tuple(encoder.encode_image(image) for image in images))
-            pair = encoder.encode(instruction, query_side, side, item=item, index=index)
-            return _Prepared(pair, query_images + images)
-
-        return map_documents(documents, prepare)
-
-    def score(
-        self,
-        query: InputLike,
-        documents: Sequence[InputLike],
-        *,
-        instruction: str | None = None,
-        task: str | None = None,
-    ) -> list[float]:
-        """Score every document against the query, as the engine does.
-
-        Arguments and return value are those of :meth:`Scorer.score
-        <lychee_integrations.scoring.Scorer.score>` (``instruction`` defaults to the
-        Lychee recipe's web-search instruction).
-
-        Raises:
-            InvalidInputError: The query is empty or a document is invalid (the error names the
-                item; several bad documents raise one :class:`InvalidDocumentsError`).
-            ImageLoadError: An image cannot be read.
-            InputTooLongError: A pair's images alone exceed ``max_length``.
-            ConfigurationError: Both or a bad ``task``/``instruction``; documents is not a list.
-
-        """
-        return self.score_with_usage(query, documents, instruction=instruction, task=task)[0]
-
-    def score_with_usage(
-        self,
-        query: InputLike,
-        documents: Sequence[InputLike],
-        *,
-        instruction: str | None = None,
-        task: str | None = None,
-    ) -> tuple[list[float], int]:
-        """Like :meth:`score`, and also the number of prompt tokens vLLM read (images expanded).
-
-        Raises:
-            RuntimeError: vLLM expanded an image to a different number of tokens than the
-                engine's processor (the image bounds of the two differ).
-
-        """
-        if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
-            raise ConfigurationError(
-                f"documents must be a list of texts, images, dicts or RerankInput, not {type(documents).__name__}"
-            )
-        text = self._registry.resolve(task, instruction)
-        query_input = to_query_input(query)
-        if not documents:
-            return [], 0
-        prepared = self._prepare(text, query_input, documents)
-        truncated = sum(p.pair.truncated for p in prepared)
+        instruction = request.instruction or encoder.recipe.default_instruction
+        pairs = encoder.encode_request(
+            request, instruction, self.config.image_policy, max_images=self.max_images_per_pair, keep_sources=True
+        )
+        truncated = sum(p.truncated for p in pairs)
         if truncated:
-            logger.info("%d of %d pairs were cut to max_length=%d", truncated, len(prepared), self.max_length)
+            logger.info("%d of %d pairs were cut to max_length=%d", truncated, len(pairs), self.max_length)
         prompts: list[dict[str, Any]] = []
-        for p in prepared:
-            prompt: dict[str, Any] = {"prompt_token_ids": _collapse_image_runs(p.pair.input_ids, self._image_token_id)}
-            if p.images:
-                prompt["multi_modal_data"] = {"image": list(p.images)}
+        for pair in pairs:
+            prompt: dict[str, Any] = {"prompt_token_ids": _collapse_image_runs(pair.input_ids, self._image_token_id)}
+            if pair.sources:
+                prompt["multi_modal_data"] = {"image": list(pair.sources)}
             prompts.append(prompt)
         llm = self._get_llm()
         with self._run_lock:
             outputs = llm.classify(prompts, use_tqdm=self.config.show_progress)
-        if len(outputs) != len(prepared):
-            raise RuntimeError(f"vLLM returned {len(outputs)} results for {len(prepared)} pairs")
+        if len(outputs) != len(pairs):
+            raise RuntimeError(f"vLLM returned {len(outputs)} results for {len(pairs)} pairs")
         scores: list[float] = []
-        for index, (p, output) in enumerate(zip(prepared, outputs, strict=True)):
+        for index, (pair, output) in enumerate(zip(pairs, outputs, strict=True)):
             seen = len(output.prompt_token_ids)
-            if seen != len(p.pair):
+            if seen != len(pair):
                 raise RuntimeError(
                     f"document {index}: vLLM read {seen} prompt tokens where the engine's processor makes "
-                    f"{len(p.pair)}; the image bounds of vLLM's processor differ from min_pixels/max_pixels"
+                    f"{len(pair)}; the image bounds of vLLM's processor differ from min_pixels/max_pixels"
                 )
             scores.append(float(output.outputs.probs[0]))
-        return scores, sum(len(p.pair) for p in prepared)
+        return Scored(scores, sum(len(p) for p in pairs), instruction)
 
     def __repr__(self) -> str:
         state = "running" if self.is_loaded else "not started"

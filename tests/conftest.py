@@ -21,7 +21,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of a tiny random Qwen2.5-VL checkpoint with the real processor and template."""
-    from lychee_integrations.testing import build_tiny_checkpoint
+    from lychee_integrations.tiny import build_tiny_checkpoint
 
     return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny-lychee"))
 
@@ -76,6 +76,6 @@ def image_files(images: dict[str, object], tmp_path: Path) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def tiny_qwen3_vl_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of a tiny random Qwen3-VL-Reranker-architecture checkpoint (``build-tiny --family qwen3-vl``)."""
-    from lychee_integrations.testing import build_tiny_checkpoint
+    from lychee_integrations.tiny import build_tiny_checkpoint
 
     return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny-qwen3-vl"), family="qwen3-vl")

@@ -65,7 +65,7 @@ def test_langchain_remote_gives_in_process_scores_sync_and_async(
     documents = langchain_documents(images, image_files)
     local = LangChainRerank(reranker=tiny_reranker, top_n=None, task="product_search")
     remote = LangChainRerank(base_url=server, top_n=None, task="product_search")
-    assert isinstance(remote.scorer, RemoteReranker) and remote.has_async_scorer
+    assert isinstance(remote.scorer, RemoteReranker)
 
     def scores(result: Any) -> dict[str, float]:
         return by_id([(d.metadata["id"], d.metadata["relevance_score"]) for d in result])

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lychee_integrations.batching import plan_batches, run_batched
+from lychee_integrations.engine.batching import plan_batches, run_batched
 
 
 @settings(max_examples=200, deadline=None)

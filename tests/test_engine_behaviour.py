@@ -216,7 +216,7 @@ def test_missing_model_directory_fails_clearly(tmp_path: Path) -> None:
 
 
 def test_yes_no_must_be_single_tokens(tmp_path: Path) -> None:
-    from lychee_integrations.testing import build_tiny_checkpoint
+    from lychee_integrations.tiny import build_tiny_checkpoint
 
     path = build_tiny_checkpoint(tmp_path / "ckpt")
     import json

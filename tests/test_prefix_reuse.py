@@ -12,8 +12,8 @@ import pytest
 from conftest import make_image
 
 from lychee_integrations.engine import LycheeReranker
-from lychee_integrations.prefix import group_by_prefix, shared_prefix_length
-from lychee_integrations.prompt import EncodedPair
+from lychee_integrations.engine.pairs import EncodedPair
+from lychee_integrations.engine.prefix import group_by_prefix, shared_prefix_length
 
 RED = make_image((220, 20, 20))
 BLUE = make_image((20, 20, 220), size=(120, 90), stripe=30)

@@ -13,8 +13,8 @@ from lychee_integrations.engine import LycheeReranker
 from lychee_integrations.errors import ConfigurationError, InvalidInputError, UnsupportedInputError
 from lychee_integrations.inputs import RerankInput
 from lychee_integrations.instructions import DEFAULT_INSTRUCTION, get_template
-from lychee_integrations.results import RerankResult
-from lychee_integrations.scoring import Scorer, rank, shared_scorer
+from lychee_integrations.results import RerankResult, rank
+from lychee_integrations.scoring import Scorer
 from lychee_integrations.testing import FakeScorer, lexical_overlap
 
 
@@ -101,7 +101,6 @@ def test_one_model_shared_by_every_adapter(tiny_checkpoint: Path, tiny_reranker:
     postprocessor = LlamaIndexRerank(**options, top_n=None, task="factual_qa")  # type: ignore[arg-type]
     engine = LycheeReranker.shared(**options)
     assert compressor.reranker is other_compressor.reranker is postprocessor.reranker is engine
-    assert shared_scorer(**options) is engine
     assert LangChainRerank(**options, max_length=2048).reranker is not engine  # type: ignore[arg-type]
 
     texts = ["Paris is the capital of France.", "Berlin is the capital of Germany.", "A cat sits on the mat."]

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from lychee_integrations.engine import LycheeReranker
-    from lychee_integrations.inputs import RerankInput
     from lychee_integrations.scoring import Scorer
     from lychee_integrations.service.settings import ServiceSettings
 
@@ -67,27 +66,10 @@ def _explain(exc: InvalidInputError, documents: list[LabelledDocument]) -> str:
     return "; ".join(lines)
 
 
-def _inputs(documents: list[LabelledDocument]) -> list[RerankInput]:
-    from lychee_integrations.inputs import to_rerank_input
-
-    converted, problems = [], []
-    for index, doc in enumerate(documents):
-        try:
-            value = to_rerank_input(doc.value, item=doc.label, index=index)
-        except InvalidInputError as exc:
-            problems.append(str(exc))
-            continue
-        if value.kind == "empty":
-            problems.append(f"{doc.label}: is empty: give text, an image, or both")
-        converted.append(value)
-    if problems:
-        raise UsageError("; ".join(problems))
-    return converted
-
-
 def cmd_rerank(args: argparse.Namespace) -> int:
     """Rank the documents against the query and print a table or JSON."""
-    from lychee_integrations.instructions import instruction_for, resolve_instruction
+    from lychee_integrations.instructions import resolve_instruction
+    from lychee_integrations.results import rank as rank_scores
     from lychee_integrations.results import score_band
 
     try:
@@ -96,13 +78,14 @@ def cmd_rerank(args: argparse.Namespace) -> int:
         raise UsageError(f"argument {'--task' if args.task is not None else '--instruction'}: {exc}") from exc
     query = query_from_args(args)
     documents = documents_from_args(args)
-    inputs = _inputs(documents)
     reranker = _reranker(args)
-    instruction = instruction_for(reranker, args.task, args.instruction)
     try:
-        ranked = reranker.rerank(query, inputs, instruction=instruction, top_n=args.top_n)
+        request = reranker.request(query, [d.value for d in documents], task=args.task, instruction=args.instruction)
+        scored = reranker.score_request(request)
     except InvalidInputError as exc:
         raise UsageError(_explain(exc, documents)) from exc
+    inputs, instruction = request.documents, scored.instruction
+    ranked = rank_scores(scored.scores, args.top_n)
     rows = [
         {
             "rank": rank,
@@ -150,7 +133,7 @@ def cmd_templates(args: argparse.Namespace) -> int:
 
 def cmd_build_tiny(args: argparse.Namespace) -> int:
     """Build a tiny offline checkpoint of the real architecture."""
-    from lychee_integrations.testing import REAL_VOCAB_SIZE, build_tiny_checkpoint
+    from lychee_integrations.tiny import REAL_VOCAB_SIZE, build_tiny_checkpoint
 
     if args.path.exists() and not args.path.is_dir():
         raise UsageError(f"argument path: {args.path} exists and is not a directory")

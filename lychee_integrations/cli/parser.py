@@ -336,9 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--real-vocab", action="store_true", help="use the real 152064-token vocabulary (for benchmarks)")
     tiny.add_argument(
         "--preset",
-        choices=("tiny", "small", "7b"),
+        choices=("tiny", "small"),
         default="tiny",
-        help="size: tiny (tests, default), small (8 layers of 512: CPU benchmarks, vLLM), 7b (real shapes, GPU)",
+        help="size: tiny (tests, default), small (8 layers of 512: CPU benchmarks, vLLM)",
     )
     tiny.set_defaults(handler=cmd_build_tiny, command_parser=tiny)
 

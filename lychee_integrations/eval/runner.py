@@ -7,7 +7,6 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from lychee_integrations.errors import LycheeError
 from lychee_integrations.eval.dataset import Dataset
 from lychee_integrations.eval.first_stage import Run, bm25_run, top_k
 from lychee_integrations.eval.metrics import compute_metrics
@@ -68,8 +67,6 @@ def evaluate(
     """
     from tqdm import tqdm
 
-    from lychee_integrations.instructions import instruction_for
-
     systems = systems or {"reranked": (None, None)}
     first = run if run is not None else bm25_run(dataset, top_k_docs)
     query_ids = [q for q in dataset.queries if q in dataset.qrels]
@@ -78,7 +75,8 @@ def evaluate(
         logger.warning(
             "%d of %d queries have no qrels in split %r and are skipped", skipped, len(dataset.queries), dataset.split
         )
-    instructions = {name: instruction_for(scorer, task, text) for name, (task, text) in systems.items()}
+    # What each system applies; the scorer reports it (a server's own default when none is sent).
+    instructions: dict[str, str] = {}
     reranked: dict[str, Run] = {name: {} for name in systems}
     first_cut: Run = {}
     pairs = empty = 0
@@ -90,13 +88,9 @@ def evaluate(
             continue
         query = dataset.queries[query_id].as_input()
         documents = [dataset.corpus[doc].as_input() for doc in candidates]
-        for name, instruction in instructions.items():
-            scores = scorer.score(query, documents, instruction=instruction)
-            if len(scores) != len(candidates):
-                raise LycheeError(
-                    f"scorer {scorer.model_name} returned {len(scores)} scores for {len(candidates)} documents "
-                    f"(query {query_id!r})"
-                )
+        for name, (task, text) in systems.items():
+            scores, _, applied = scorer.score_with_usage(query, documents, task=task, instruction=text)
+            instructions.setdefault(name, applied or scorer.default_instruction or "(the server's default)")
             reranked[name][query_id] = dict(zip(candidates, (float(s) for s in scores), strict=True))
             pairs += len(candidates)
     qrels = {q: dataset.qrels[q] for q in query_ids}
@@ -116,4 +110,8 @@ def evaluate(
         "documents": len(dataset.corpus),
         "scored_pairs": pairs,
     }
+    for name, (task, text) in systems.items():  # systems that scored nothing still name their instruction
+        if name not in instructions:
+            resolved = None if task is None and text is None else scorer.registry.resolve(task, text)
+            instructions[name] = resolved or scorer.default_instruction or "(the server's default)"
     return EvalReport(metrics, {FIRST_STAGE: first_cut, **reranked}, instructions, settings)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lychee_integrations.recipes import JUDGE_SYSTEM_PROMPT, Recipe
+from lychee_integrations.recipes.base import JUDGE_SYSTEM_PROMPT, Recipe
 
 __all__ = ["LYCHEE"]
 
@@ -12,7 +12,6 @@ LYCHEE = Recipe(
     model_types=("qwen2_5_vl",),
     system_prompt=JUDGE_SYSTEM_PROMPT,
     default_instruction="Given a web search query, retrieve relevant passages that answer the query",
-    image_factor=28,
     min_pixels=4 * 28 * 28,
     max_pixels=1280 * 28 * 28,
     max_length=3200,

@@ -12,7 +12,7 @@ import math
 from typing import TYPE_CHECKING
 
 from lychee_integrations.images import _to_rgb
-from lychee_integrations.recipes import JUDGE_SYSTEM_PROMPT, Recipe
+from lychee_integrations.recipes.base import JUDGE_SYSTEM_PROMPT, Recipe
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -99,7 +99,6 @@ QWEN3_VL = Recipe(
     model_types=("qwen3_vl",),
     system_prompt=JUDGE_SYSTEM_PROMPT,
     default_instruction="Given a search query, retrieve relevant candidates that answer the query.",
-    image_factor=IMAGE_FACTOR,
     min_pixels=4 * 32 * 32,
     max_pixels=1800 * 32 * 32,
     max_length=10240,

@@ -1,9 +1,8 @@
 """What the endpoints do, without HTTP: turn request models into engine inputs and scores into answers.
 
 Every function here is synchronous and blocking (it runs the model); the app calls them
-from a thread pool. Content checks reuse the package's input layer
-(:func:`~lychee_integrations.inputs.to_rerank_input`,
-:func:`~lychee_integrations.instructions.instruction_for`); images are read by the
+from a thread pool. The scorer validates and coerces the inputs and resolves the instruction
+once (:meth:`~lychee_integrations.scoring.Scorer.request`); images are read by the
 engine's own loader under the engine's image policy.
 """
 
@@ -14,11 +13,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
-from lychee_integrations.errors import InvalidInputError, LycheeError
-from lychee_integrations.inputs import RerankInput, map_documents, to_rerank_input
-from lychee_integrations.instructions import instruction_for
-from lychee_integrations.results import RerankResult, rank, score_band
-from lychee_integrations.scoring import Scorer
+from lychee_integrations.errors import LycheeError
+from lychee_integrations.inputs import InputLike, RerankInput
+from lychee_integrations.results import rank, score_band
+from lychee_integrations.scoring import Scored, Scorer, refuse_empty
 from lychee_integrations.service.schemas import (
     Band,
     CohereApiVersion,
@@ -48,33 +46,20 @@ class TooManyDocumentsError(LycheeError):
         super().__init__(f"documents: {count} documents sent, the limit is {limit} per request")
 
 
-def _checked(value: object, item: str, index: int | None) -> RerankInput:
-    converted = to_rerank_input(value, item=item, index=index)
-    if converted.kind == "empty":
-        raise InvalidInputError(item, "is empty: give text, an image, or both", index=index)
-    return converted
+def _scored(
+    scorer: Scorer, query: InputLike, documents: Sequence[InputLike], max_documents: int, request: Any
+) -> tuple[tuple[RerankInput, ...], Scored, str]:
+    """Validate once, score, and name the instruction applied (the family default when none was given)."""
+    if len(documents) > max_documents:
+        raise TooManyDocumentsError(len(documents), max_documents)
+    call = scorer.request(query, documents, task=request.task, instruction=request.instruction)
+    refuse_empty(call.documents)
+    scored = scorer.score_request(call)
+    instruction = scored.instruction or call.instruction or scorer.default_instruction or ""
+    return call.documents, scored, instruction
 
 
-def _documents(values: Sequence[object], limit: int) -> list[RerankInput]:
-    if len(values) > limit:
-        raise TooManyDocumentsError(len(values), limit)
-    return map_documents(values, _checked)
-
-
-def _ranked(
-    scorer: Scorer, query: RerankInput, documents: list[RerankInput], instruction: str, top_n: int | None
-) -> tuple[list[RerankResult], int | None]:
-    """Rank, and count the prompt tokens when the scorer can (``None`` when it cannot)."""
-    if not documents:
-        return [], 0
-    score_with_usage = getattr(scorer, "score_with_usage", None)
-    if score_with_usage is None:
-        return scorer.rerank(query, documents, instruction=instruction, top_n=top_n), None
-    scores, tokens = score_with_usage(query, documents, instruction=instruction)
-    return rank(scores, top_n), int(tokens)
-
-
-def _native_value(value: str | InputItem) -> object:
+def _native_value(value: str | InputItem) -> InputLike:
     return value if isinstance(value, str) else value.as_input()
 
 
@@ -89,11 +74,10 @@ def run_native(
         TooManyDocumentsError: More than ``max_documents`` documents.
 
     """
-    instruction = instruction_for(scorer, request.task, request.instruction)
-    query = _checked(_native_value(request.query), "query", None)
+    query = _native_value(request.query)
     if request.document is not None:
-        document = _checked(_native_value(request.document), "document", 0)
-        score = scorer.score(query, [document], instruction=instruction)[0]
+        (document,), scored, instruction = _scored(scorer, query, [_native_value(request.document)], 1, request)
+        score = scored.scores[0]
         return ScoreResponse(
             model=model_name,
             instruction=instruction,
@@ -101,8 +85,9 @@ def run_native(
             band=cast(Band, score_band(score)),
             type=cast(Kind, document.kind),
         )
-    documents = _documents([_native_value(d) for d in request.documents or []], max_documents)
-    ranked, _ = _ranked(scorer, query, documents, instruction, request.top_n)
+    raw = [_native_value(d) for d in request.documents or []]
+    documents, scored, instruction = _scored(scorer, query, raw, max_documents, request)
+    ranked = rank(scored.scores, request.top_n)
     return RerankResponse(
         model=model_name,
         instruction=instruction,
@@ -127,7 +112,7 @@ def _from_parts(content: MultiModalContent) -> dict[str, Any]:
     return value
 
 
-def _compat_value(value: str | InputItem | MultiModalContent) -> object:
+def _compat_value(value: str | InputItem | MultiModalContent) -> InputLike:
     if isinstance(value, MultiModalContent):
         return _from_parts(value)
     return _native_value(value)
@@ -145,8 +130,8 @@ def run_compat(
 ) -> CompatRerankResponse:
     """Answer ``POST /v1/rerank`` (Cohere/Jina/vLLM shape), with ``usage`` and Cohere's ``meta``.
 
-    ``usage.total_tokens`` is the engine's count of prompt tokens (images included,
-    padding excluded); it is ``None`` for a scorer without ``score_with_usage``.
+    ``usage.total_tokens`` is the scorer's count of prompt tokens (images included,
+    padding excluded); it is ``None`` for a scorer that cannot tell.
 
     Raises:
         InvalidInputError: A query or document cannot be scored (names the item).
@@ -154,15 +139,12 @@ def run_compat(
         TooManyDocumentsError: More than ``max_documents`` documents.
 
     """
-    instruction = instruction_for(scorer, request.task, request.instruction)
-    query = _checked(_compat_value(request.query), "query", None)
     if isinstance(request.documents, MultiModalContent):
-        raw: list[object] = [_from_parts(MultiModalContent(content=[part])) for part in request.documents.content]
+        raw: list[InputLike] = [_from_parts(MultiModalContent(content=[part])) for part in request.documents.content]
     else:
         raw = [_compat_value(d) for d in request.documents]
-    documents = _documents(raw, max_documents)
-    top_n = request.top_n or None
-    ranked, tokens = _ranked(scorer, query, documents, instruction, top_n)
+    documents, scored, _ = _scored(scorer, _compat_value(request.query), raw, max_documents, request)
+    ranked, tokens = rank(scored.scores, request.top_n or None), scored.tokens
     meta = CohereMeta(
         api_version=CohereApiVersion(version="1"),
         billed_units=CohereBilledUnits(search_units=max(1, math.ceil(len(documents) / 100)), input_tokens=tokens),

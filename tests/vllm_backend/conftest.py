@@ -56,7 +56,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def small_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An 8-layer, 512-wide checkpoint with a head size of 64 (vLLM's CPU attention needs 64)."""
-    from lychee_integrations.testing import build_tiny_checkpoint
+    from lychee_integrations.tiny import build_tiny_checkpoint
 
     return build_tiny_checkpoint(tmp_path_factory.mktemp("small-lychee"), preset="small")
 

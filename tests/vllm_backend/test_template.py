@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from lychee_integrations.prompt import build_messages
+from lychee_integrations.engine.pairs import build_messages
 from lychee_integrations.vllm import chat_template_path, serve_command
 
 PLACEHOLDER = "<|vision_start|><|image_pad|><|vision_end|>"

@@ -11,8 +11,8 @@ from typing import Any
 
 from lychee_integrations._deps import require
 from lychee_integrations.config import RerankerConfig
+from lychee_integrations.engine.pairs import EncodedPair, ImageFeatures
 from lychee_integrations.errors import ConfigurationError
-from lychee_integrations.prompt import EncodedPair, ImageFeatures
 from lychee_integrations.recipes import Recipe, get_recipe, recipe_for
 
 
@@ -153,7 +153,7 @@ class LoadedModel:
                 bnb_4bit_compute_dtype=self.dtype,
             )
             kwargs["device_map"] = {"": self.device}
-        from lychee_integrations.processor import load_processor
+        from lychee_integrations.engine.processor import load_processor
 
         self.processor = load_processor(config.model, min_pixels=self.min_pixels, max_pixels=self.max_pixels, **hub)
         model_class = getattr(transformers, self.recipe.model_class)
@@ -294,7 +294,7 @@ class LoadedModel:
 
         Args:
             pair: Any pair of the group (all share these tokens and images).
-            length: The shared prefix's length, from :func:`~lychee_integrations.prefix.group_by_prefix`.
+            length: The shared prefix's length, from :func:`~lychee_integrations.engine.prefix.group_by_prefix`.
             image_cache: Embeddings of shared images (see :class:`ImageCache`).
 
         Returns:
@@ -304,7 +304,7 @@ class LoadedModel:
         import torch
         from transformers import DynamicCache
 
-        from lychee_integrations.prefix import image_spans
+        from lychee_integrations.engine.prefix import image_spans
 
         n_images = sum(1 for _, end in image_spans(pair.input_ids, self.image_token_id) if end <= length)
         images = pair.images[:n_images]

@@ -1,69 +1,13 @@
-"""The shared scorer base (``RankingScorer``) and the remote client's judge of each HTTP try (``_settle``)."""
+"""The remote client's judge of each HTTP try (``_settle``)."""
 
 from __future__ import annotations
-
-import asyncio
 
 import httpx
 import pytest
 
-from lychee_integrations import ConfigurationError, RemoteReranker, ServerTimeoutError, ServerUnavailableError
-from lychee_integrations.engine import LycheeReranker
-from lychee_integrations.results import RerankResult
-from lychee_integrations.scoring import RankingScorer, Scorer
-from lychee_integrations.testing import FakeScorer
-from lychee_integrations.vllm import VLLMReranker
+from lychee_integrations import RemoteReranker, ServerTimeoutError, ServerUnavailableError
 
 URL = "http://127.0.0.1:9"
-
-
-def _fixed(scores: list[float]) -> FakeScorer:
-    """A FakeScorer that gives document ``i`` the score ``scores[i]`` (documents are their index as text)."""
-    return FakeScorer(lambda query, document, instruction: scores[int(document.text or 0)])
-
-
-def test_every_scorer_takes_rerank_from_the_base() -> None:
-    for cls in (LycheeReranker, RemoteReranker, VLLMReranker, FakeScorer):
-        assert issubclass(cls, RankingScorer)
-        assert cls.rerank is RankingScorer.rerank
-    assert isinstance(FakeScorer(), Scorer)
-
-
-def test_base_rerank_orders_scores_and_keeps_top_n() -> None:
-    scorer = _fixed([0.2, 0.9, 0.5, 0.9])
-    assert scorer.rerank("q", ["0", "1", "2", "3"]) == [
-        RerankResult(1, 0.9),
-        RerankResult(3, 0.9),
-        RerankResult(2, 0.5),
-        RerankResult(0, 0.2),
-    ]
-    assert scorer.rerank("q", ["0", "1", "2"], top_n=1) == [RerankResult(1, 0.9)]
-
-
-@pytest.mark.parametrize("top_n", [0, -1, 2.5, True])
-def test_bad_top_n_is_refused_before_scoring(top_n: object) -> None:
-    scorer = FakeScorer()
-    with pytest.raises(ConfigurationError, match="top_n must be a positive integer"):
-        scorer.rerank("q", ["a"], top_n=top_n)  # type: ignore[arg-type]
-    assert scorer.calls == []
-
-
-def test_remote_checks_top_n_before_any_request() -> None:
-    client = _client(max_retries=0)  # nothing listens on URL: a request would raise ServerUnavailableError
-    with pytest.raises(ConfigurationError, match="top_n"):
-        client.rerank("q", ["a"], top_n=0)
-    with pytest.raises(ConfigurationError, match="top_n"):
-        asyncio.run(client.arerank("q", ["a"], top_n=0))
-
-
-def test_a_scorer_without_score_cannot_be_built() -> None:
-    class NoScore(RankingScorer):
-        @property
-        def model_name(self) -> str:
-            return "none"
-
-    with pytest.raises(TypeError, match="score"):
-        NoScore()  # type: ignore[abstract]
 
 
 # ---------------------------------------------------------------- RemoteReranker._settle

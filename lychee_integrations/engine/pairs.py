@@ -1,4 +1,4 @@
-"""The prompt of the yes/no reranker recipes, and nothing else.
+"""The one pair encoder of the engine and the vLLM backend: prompt, image planning, tokens.
 
 Builds the two chat messages of a model family's recipe (:mod:`lychee_integrations.recipes`;
 ``shared/docs/lychee-reference.md``), renders them with the checkpoint's own chat template,
@@ -19,17 +19,19 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from lychee_integrations.errors import InputTooLongError, InvalidInputError
-from lychee_integrations.recipes import JUDGE_SYSTEM_PROMPT, Recipe
+from lychee_integrations.images import ImagePolicy, load_image
+from lychee_integrations.inputs import RerankInput, map_documents
+from lychee_integrations.recipes import Recipe
 from lychee_integrations.recipes.lychee import LYCHEE
 
 if TYPE_CHECKING:
     import torch
     from PIL.Image import Image as PILImage
 
-__all__ = ["SYSTEM_PROMPT", "EncodedPair", "ImageFeatures", "PromptEncoder", "Side", "build_messages"]
+    from lychee_integrations.scoring import ScoreRequest
 
-#: The system message the model was trained with, byte for byte.
-SYSTEM_PROMPT = JUDGE_SYSTEM_PROMPT
+__all__ = ["EncodedPair", "ImageFeatures", "PromptEncoder", "Side", "build_messages"]
+
 _RESERVED = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
 _MAX_CUT_ROUNDS = 8
 #: ``<|im_end|>\n<|im_start|>assistant\n``: the tokens the Qwen3-VL cut re-appends.
@@ -129,6 +131,8 @@ class EncodedPair:
     input_ids: tuple[int, ...]
     images: tuple[ImageFeatures, ...]
     truncated: bool = False
+    #: The decoded images (query's, then document's), kept only when asked (vLLM reads them).
+    sources: tuple[PILImage, ...] = ()
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -244,6 +248,58 @@ class PromptEncoder:
             return out["pixel_values"], out["image_grid_thw"]
 
         return ImageFeatures(grid, int(grid.prod().item()) // self._merge, make=make)
+
+    def encode_request(
+        self,
+        request: ScoreRequest,
+        instruction: str,
+        policy: ImagePolicy,
+        *,
+        workers: int = 1,
+        max_images: int | None = None,
+        keep_sources: bool = False,
+    ) -> list[EncodedPair]:
+        """Encode every pair of a validated request: images read and planned, prompts rendered and cut.
+
+        Args:
+            request: The validated call.
+            instruction: The instruction text (the caller applies the family default).
+            policy: What the image loader may read.
+            workers: Threads that encode documents (results and errors are the same).
+            max_images: Most images in one pair, both sides together (``None``: no cap).
+            keep_sources: Keep the decoded images on each pair (:attr:`EncodedPair.sources`).
+
+        Returns:
+            One pair per document, in order.
+
+        Raises:
+            InvalidInputError: Naming each bad item (text holding a vision token, an image
+                that cannot be read or resized, too many images, a pair too long).
+
+        """
+        self.check_text(request.query.text, "query")
+        query_images = self._load(request.query, policy, "query", None)
+        query = Side(request.query.text, tuple(self.encode_image(im, item="query") for im in query_images))
+
+        def encode(document: object, item: str, index: int) -> EncodedPair:
+            assert isinstance(document, RerankInput)
+            images = self._load(document, policy, item, index)
+            if max_images is not None and len(query_images) + len(images) > max_images:
+                raise InvalidInputError(
+                    item,
+                    f"the pair holds {len(query_images) + len(images)} images (query and document), "
+                    f"over max_images_per_pair={max_images}",
+                    index=index,
+                )
+            side = Side(document.text, tuple(self.encode_image(im, item=item, index=index) for im in images))
+            pair = self.encode(instruction, query, side, item=item, index=index)
+            return replace(pair, sources=query_images + images) if keep_sources else pair
+
+        return map_documents(request.documents, encode, workers=workers)
+
+    @staticmethod
+    def _load(value: RerankInput, policy: ImagePolicy, item: str, index: int | None) -> tuple[PILImage, ...]:
+        return tuple(load_image(image, policy, item=item, index=index) for image in value.images)
 
     def token_ids(self, text: str) -> list[int]:
         """Tokenize exactly as the processor does."""

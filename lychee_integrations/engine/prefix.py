@@ -10,7 +10,7 @@ pairs of a call share): equal token ids say nothing about pixels, and comparing 
 make every image's patches at once, before the batches that need them.
 
 This module is pure Python (no torch import); the model side is
-:meth:`lychee_integrations.model.LoadedModel.run_prefix` and ``score_suffix``.
+:meth:`lychee_integrations.engine.model.LoadedModel.run_prefix` and ``score_suffix``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lychee_integrations.prompt import EncodedPair
+from lychee_integrations.engine.pairs import EncodedPair
 
 __all__ = ["PrefixGroup", "group_by_prefix", "image_spans", "shared_prefix_length"]
 

@@ -1,0 +1,220 @@
+"""The engine's scheduler: combining concurrent calls, and the run plan of one combined run.
+
+Calls that arrive while the model is busy wait, and the first of them to get the model runs
+every waiting call's pairs at once: prefix groups first (each shared prefix run once with a
+KV cache), then the remaining pairs, in token-budgeted batches, with image patches prefetched
+in the order the batches read them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from lychee_integrations.config import RerankerConfig
+from lychee_integrations.engine.batching import plan_batches, run_batched
+from lychee_integrations.engine.pairs import EncodedPair, ImageFeatures, PromptEncoder
+from lychee_integrations.telemetry import emit
+
+if TYPE_CHECKING:
+    from lychee_integrations.engine.model import PrefixState
+    from lychee_integrations.engine.prefix import PrefixGroup
+
+__all__ = ["Runtime"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    pairs: list[EncodedPair]
+    scores: list[float] = field(default_factory=list)
+    error: BaseException | None = None
+    done: bool = False
+    #: Seconds per stage of the run that scored this job (shared by the jobs combined into it).
+    stages: dict[str, float] = field(default_factory=dict)
+
+
+class Runtime:
+    """A loaded model, its prompt encoder and the combining scheduler around its forward."""
+
+    def __init__(self, config: RerankerConfig) -> None:
+        from lychee_integrations.engine.model import LoadedModel
+
+        self.model = LoadedModel(config)
+        model = self.model
+        self.encoder = PromptEncoder(
+            model.processor,
+            model.max_length,
+            recipe=model.recipe,
+            min_pixels=model.min_pixels,
+            max_pixels=model.max_pixels,
+        )
+        self.config = config
+        #: Makes image patches ahead of the batches that read them (see ImageFeatures.prefetch).
+        self._patch_pool = (
+            ThreadPoolExecutor(max_workers=config.preprocess_workers, thread_name_prefix="lychee-patch")
+            if config.preprocess_workers > 1
+            else None
+        )
+        self._queue: list[_Job] = []
+        self._queue_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+
+    def run(self, pairs: list[EncodedPair], stages: dict[str, float] | None = None) -> list[float]:
+        """Score pairs, combining them with those of other threads waiting at the same time.
+
+        Args:
+            pairs: The encoded pairs.
+            stages: Filled with the seconds spent waiting for the model (``waiting``) and,
+                for the run that scored these pairs, in the vision tower (``vision``), the
+                language model (``language_model``) and the whole run (``run``).
+
+        """
+        job = _Job(pairs)
+        queued = time.perf_counter()
+        with self._queue_lock:
+            self._queue.append(job)
+        with self._run_lock:
+            waited = time.perf_counter() - queued
+            emit("queue_wait_seconds", waited)
+            if not job.done:
+                with self._queue_lock:
+                    jobs, self._queue = self._queue, []
+                self._run_jobs(jobs)
+        if stages is not None:
+            stages.update(job.stages, waiting=waited)
+        if job.error is not None:
+            raise job.error
+        return job.scores
+
+    def close(self) -> None:
+        """Stop the patch pool (patches not started are made on use instead)."""
+        if self._patch_pool is not None:
+            self._patch_pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run_jobs(self, jobs: list[_Job]) -> None:
+        from lychee_integrations.engine.model import ImageCache, is_out_of_memory
+        from lychee_integrations.engine.prefix import group_by_prefix
+
+        everything = [pair for job in jobs for pair in job.pairs]
+        cache = ImageCache(everything)
+        if len(jobs) > 1:
+            logger.debug("combining %d concurrent calls into %d pairs", len(jobs), len(everything))
+        bar = None
+        if self.config.show_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(everything), desc="lychee rerank", unit="pair")
+        model = self.model
+        started_run = time.perf_counter()
+        vision_before, image_wait_before = model.vision_seconds, model.image_wait_seconds
+        stage = {"prefix": 0.0, "batches": 0.0}
+
+        def timed(fn: Callable[[list[EncodedPair]], list[float]], offset: int) -> Callable[..., list[float]]:
+            def run(batch: list[EncodedPair]) -> list[float]:
+                started = time.perf_counter()
+                out = fn(batch)
+                elapsed = time.perf_counter() - started
+                stage["batches"] += elapsed
+                emit("batch_seconds", elapsed)
+                emit("batch_pairs", len(batch))
+                emit("batch_tokens", len(batch) * (max(len(p) for p in batch) - offset))
+                return out
+
+            return run
+
+        def batched(
+            pairs: list[EncodedPair], fn: Callable[[list[EncodedPair]], list[float]], offset: int
+        ) -> list[float]:
+            return run_batched(
+                pairs,
+                [len(p) - offset for p in pairs],
+                timed(fn, offset),
+                max_batch_size=self.config.batch_size,
+                max_batch_tokens=model.max_batch_tokens,
+                is_oom=is_out_of_memory,
+                after_oom=model.free_memory,
+                progress=bar.update if bar is not None else lambda n: None,
+            )
+
+        try:
+            scores: list[float] = [0.0] * len(everything)
+            if self.config.prefix_reuse and model.cache_keyword is not None:
+                groups, alone = group_by_prefix(everything, model.image_token_id)
+            else:
+                groups, alone = [], list(range(len(everything)))
+            if self._patch_pool is not None:
+                for features in _images_in_run_order(
+                    everything, groups, alone, self.config.batch_size, model.max_batch_tokens
+                ):
+                    features.prefetch(self._patch_pool)
+            for group in groups:
+                members = [everything[i] for i in group.indices]
+                started = time.perf_counter()
+                state = model.run_prefix(members[0], group.length, cache)
+                stage["prefix"] += time.perf_counter() - started
+
+                def suffix(batch: list[EncodedPair], state: PrefixState = state) -> list[float]:
+                    return model.score_suffix(batch, state, cache)
+
+                for i, score in zip(group.indices, batched(members, suffix, group.length), strict=True):
+                    scores[i] = score
+                del state
+            if alone:
+                plain = batched([everything[i] for i in alone], lambda b: model.score_batch(b, cache), 0)
+                for i, score in zip(alone, plain, strict=True):
+                    scores[i] = score
+        except BaseException as exc:
+            for job in jobs:
+                job.error, job.done = exc, True
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        vision = model.vision_seconds - vision_before
+        image_wait = model.image_wait_seconds - image_wait_before
+        stages = {
+            "image_wait": image_wait,
+            "vision": vision,
+            "language_model": stage["prefix"] + stage["batches"] - vision - image_wait,
+            "run": time.perf_counter() - started_run,
+        }
+        logger.debug(
+            "scored %d pairs in %.3fs: waiting for image patches %.3fs, vision %.3fs, language model %.3fs "
+            "(%d prefix group(s) %.3fs, batches %.3fs)",
+            len(everything),
+            stages["run"],
+            stages["image_wait"],
+            stages["vision"],
+            stages["language_model"],
+            len(groups),
+            stage["prefix"],
+            stage["batches"],
+        )
+        emit("pairs_scored", len(everything))
+        emit("tokens_scored", sum(len(p) for p in everything))
+        start = 0
+        for job in jobs:
+            job.scores, job.stages, job.done = scores[start : start + len(job.pairs)], stages, True
+            start += len(job.pairs)
+
+
+def _images_in_run_order(
+    pairs: Sequence[EncodedPair],
+    groups: Sequence[PrefixGroup],
+    alone: Sequence[int],
+    batch_size: int,
+    max_batch_tokens: int,
+) -> Iterator[ImageFeatures]:
+    """Yield a run's images in the order its batches read them (prefix groups, then the rest)."""
+    for indices, offset in [*((g.indices, g.length) for g in groups), (tuple(alone), 0)]:
+        lengths = [len(pairs[i]) - offset for i in indices]
+        for batch in plan_batches(lengths, max_batch_size=batch_size, max_batch_tokens=max_batch_tokens):
+            for k in batch:
+                yield from pairs[indices[k]].images

@@ -198,7 +198,8 @@ class Scorer(ABC):
 
         Raises:
             InvalidInputError: The query is empty or malformed, or a document is malformed (or
-                empty, for a scorer that refuses empty documents); the error names the item (several bad documents raise one
+                empty, for a scorer that refuses empty documents); the error names the item
+                (several bad documents raise one
                 :class:`~lychee_integrations.errors.InvalidDocumentsError` listing each).
             ImageLoadError: An image cannot be read.
             InputTooLongError: A pair's images alone exceed the model's length limit.

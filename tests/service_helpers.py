@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 from conftest import make_image, png_bytes
 
+from lychee_integrations.scoring import Scored, Scorer, ScoreRequest
+
 __all__ = [
     "LOOPBACK",
     "BrokenReranker",
@@ -187,13 +189,19 @@ def data_uri(img: Any) -> str:
     return "data:image/png;base64," + b64(img)
 
 
-class BrokenReranker:
+class BrokenReranker(Scorer):
     """A reranker whose model fails with an unexpected error (a bug, a lost GPU...)."""
 
-    model_name = "broken"
+    model_name = "broken"  # type: ignore[assignment]
 
-    def score(self, query: Any, documents: Any, **options: Any) -> list[float]:
+    def _score(self, request: ScoreRequest) -> Scored:
         raise RuntimeError("CUDA exploded: secret-internal-detail")
 
-    def rerank(self, query: Any, documents: Any, **options: Any) -> list[Any]:
-        raise RuntimeError("CUDA exploded: secret-internal-detail")
+
+class UncountedScorer(Scorer):
+    """A backend that scores 0.5 and cannot count prompt tokens (``Scored.tokens`` is None)."""
+
+    model_name = "uncounted"  # type: ignore[assignment]
+
+    def _score(self, request: ScoreRequest) -> Scored:
+        return Scored([0.5] * len(request.documents), None, request.instruction)

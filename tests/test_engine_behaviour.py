@@ -124,10 +124,15 @@ def test_bad_inputs_name_the_item(tiny_reranker: Any, tmp_path: Path) -> None:
 
 
 def test_several_bad_documents_are_all_reported(tiny_reranker: Any) -> None:
+    # Malformed documents are refused first, all of them, before any image is read ...
     with pytest.raises(errors.InvalidDocumentsError) as info:
         tiny_reranker.score("q", [None, "ok", 7, {"image": b"junk"}])
-    assert [i for i, _ in info.value.problems] == [0, 2, 3]
-    assert "3 of 4 documents" in str(info.value)
+    assert [i for i, _ in info.value.problems] == [0, 2]
+    assert "2 of 4 documents" in str(info.value)
+    # ... then every image that cannot be read, each named.
+    with pytest.raises(errors.InvalidDocumentsError) as info:
+        tiny_reranker.score("q", [{"image": b"junk"}, "ok", {"image": b"more junk"}])
+    assert [i for i, _ in info.value.problems] == [0, 2]
 
 
 @pytest.mark.parametrize("query", ["", "   ", {"text": ""}, {"images": []}, None, 12, "a <|vision_start|> b"])

@@ -52,7 +52,7 @@ def test_cohere_client_v1(server: tuple[str, str | None], tiny_reranker: Any) ->
     expected = tiny_reranker.score(QUERY, TEXTS)
     _check(response.results, expected, 3)
     assert [r.document.text for r in response.results] == [TEXTS[r.index] for r in response.results]
-    _, tokens = tiny_reranker.score_with_usage(QUERY, TEXTS)
+    tokens = tiny_reranker.score_with_usage(QUERY, TEXTS).tokens
     assert response.meta.billed_units.search_units == 1
     assert response.meta.billed_units.input_tokens == tokens
     _check_wrong_key(cohere.Client, base, key)

@@ -71,6 +71,7 @@ def cmd_rerank(args: argparse.Namespace) -> int:
     from lychee_integrations.instructions import resolve_instruction
     from lychee_integrations.results import rank as rank_scores
     from lychee_integrations.results import score_band
+    from lychee_integrations.scoring import refuse_empty
 
     try:
         resolve_instruction(args.task, args.instruction)
@@ -81,6 +82,7 @@ def cmd_rerank(args: argparse.Namespace) -> int:
     reranker = _reranker(args)
     try:
         request = reranker.request(query, [d.value for d in documents], task=args.task, instruction=args.instruction)
+        refuse_empty(request.documents)  # an empty line in a documents file is a mistake, not a document
         scored = reranker.score_request(request)
     except InvalidInputError as exc:
         raise UsageError(_explain(exc, documents)) from exc

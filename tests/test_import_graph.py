@@ -1,4 +1,4 @@
-"""The package's import graph: no cycles (imports inside functions included), and no protocol module imports a backend."""
+"""The package's import graph: no cycles (imports in functions included); no protocol module imports a backend."""
 
 from __future__ import annotations
 

@@ -83,6 +83,16 @@ def _is_image_object(obj: object) -> bool:
     return isinstance(obj, Image.Image)
 
 
+def _text(value: str, item: str, index: int | None) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            item, f"text holds {value[exc.start]!r} at {exc.start}, which is not valid Unicode text", index=index
+        ) from None
+    return value
+
+
 def _describe(obj: object) -> str:
     return "None" if obj is None else f"an object of type {type(obj).__name__}"
 
@@ -120,7 +130,7 @@ def _from_mapping(obj: Mapping[str, Any], item: str, index: int | None) -> Reran
         if isinstance(raw_images, (str, bytes, bytearray, Mapping)) or not isinstance(raw_images, Sequence):
             raise UnsupportedInputError(item, "'images' must be a list of images", index=index)
         images.extend(_check_image_entry(v, f"{item} image {j}", index) for j, v in enumerate(raw_images))
-    return RerankInput(text=text, images=tuple(images))
+    return RerankInput(text=None if text is None else _text(text, item, index), images=tuple(images))
 
 
 def to_rerank_input(obj: object, *, item: str, index: int | None = None) -> RerankInput:
@@ -143,9 +153,10 @@ def to_rerank_input(obj: object, *, item: str, index: int | None = None) -> Rera
     if isinstance(obj, RerankInput):
         if obj.text is not None and not isinstance(obj.text, str):
             raise UnsupportedInputError(item, f"text is {_describe(obj.text)}; expected a string", index=index)
-        return RerankInput(obj.text, tuple(_check_image_entry(v, item, index) for v in obj.images))
+        text = None if obj.text is None else _text(obj.text, item, index)
+        return RerankInput(text, tuple(_check_image_entry(v, item, index) for v in obj.images))
     if isinstance(obj, str):
-        return RerankInput(text=obj)
+        return RerankInput(text=_text(obj, item, index))
     if isinstance(obj, Mapping):
         return _from_mapping(obj, item, index)
     if _is_image_object(obj):

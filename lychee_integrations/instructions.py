@@ -68,6 +68,10 @@ class InstructionTemplate:
 def _check_text(value: object, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigurationError(f"{what} must be a non-empty string, got {value!r}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ConfigurationError(f"{what} holds {value[exc.start]!r}, which is not valid Unicode text") from None
     return value
 
 

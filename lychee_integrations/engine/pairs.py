@@ -12,6 +12,7 @@ ordinary tokens that fit, then the 5-token suffix.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Executor, Future
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["EncodedPair", "ImageFeatures", "PromptEncoder", "Side", "build_messages"]
 
-_RESERVED = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
 _MAX_CUT_ROUNDS = 8
 #: ``<|im_end|>\n<|im_start|>assistant\n``: the tokens the Qwen3-VL cut re-appends.
 _SUFFIX_TOKENS = 5
@@ -205,6 +205,10 @@ class PromptEncoder:
         self._merge = self._merge_size**2
         self._patch = int(processor.image_processor.patch_size)
         self._special_ids = frozenset(int(i) for i in processor.tokenizer.all_special_ids)
+        # Every added token (chat control, vision, tool tokens) is matched in raw text by the tokenizer:
+        # user text holding one would write prompt structure, so such text is refused.
+        added = sorted(processor.tokenizer.get_added_vocab(), key=len, reverse=True)
+        self._control = re.compile("|".join(map(re.escape, added))) if added else None
         self.recipe = recipe
         self.min_pixels = recipe.min_pixels if min_pixels is None else min_pixels
         self.max_pixels = recipe.max_pixels if max_pixels is None else max_pixels
@@ -277,6 +281,7 @@ class PromptEncoder:
                 that cannot be read or resized, too many images, a pair too long).
 
         """
+        self.check_text(instruction, "instruction")
         self.check_text(request.query.text, "query")
         query_images = self._load(request.query, policy, "query", None)
         query = Side(request.query.text, tuple(self.encode_image(im, item="query") for im in query_images))
@@ -321,15 +326,22 @@ class PromptEncoder:
         return "".join(out)
 
     def check_text(self, text: str | None, item: str, index: int | None = None) -> None:
-        """Refuse text holding a vision placeholder token, which would break the image-token count.
+        """Refuse user text holding a token of the prompt's own (chat control, vision, tool tokens).
+
+        The tokenizer would read such a string as the special token itself, so a document could
+        close its turn and write the answer; user text stays text, or is refused.
 
         Raises:
             InvalidInputError: Naming ``item`` and the token.
 
         """
-        for token in _RESERVED:
-            if text and token in text:
-                raise InvalidInputError(item, f"text contains the reserved vision token {token}", index=index)
+        found = self._control.search(text) if text and self._control is not None else None
+        if found is not None:
+            raise InvalidInputError(
+                item,
+                f"text contains {found.group()!r}, a control token of the model's prompt; remove it",
+                index=index,
+            )
 
     def encode(
         self, instruction: str, query: Side, doc: Side, *, item: str = "document", index: int | None = None

@@ -51,12 +51,15 @@ def run_batched(
     is_oom: Callable[[BaseException], bool] = lambda exc: False,
     after_oom: Callable[[], None] = lambda: None,
     progress: Callable[[int], None] = lambda n: None,
+    failures: dict[int, Exception] | None = None,
 ) -> list[R]:
     """Run ``fn`` over ``items`` in planned batches and return its results in input order.
 
     When ``fn`` raises an error for which ``is_oom`` is true, ``after_oom`` runs (to free
     memory) and the batch is split in two and retried; a single item that still runs out
-    of memory re-raises the error.
+    of memory re-raises the error. With ``failures``, every failing batch is split (whatever
+    the error) until the items that fail alone are found; their errors are recorded there, by
+    item index, their results left ``None``, and the other items' results returned.
 
     Args:
         items: The work items.
@@ -67,6 +70,7 @@ def run_batched(
         is_oom: Says whether an error is an out-of-memory error.
         after_oom: Called after an out-of-memory error, before the retry.
         progress: Called with the number of items each finished batch held.
+        failures: Where to record the errors of items that fail alone, instead of raising.
 
     Returns:
         One result per item, in the order of ``items``.
@@ -79,11 +83,18 @@ def run_batched(
         try:
             out = fn([items[i] for i in batch])
         except Exception as exc:
-            if len(batch) == 1 or not is_oom(exc):
+            oom = is_oom(exc)
+            if failures is not None and len(batch) == 1:
+                failures[batch[0]] = exc
+                progress(1)
+                continue
+            if len(batch) == 1 or not (oom or failures is not None):
                 raise
-            after_oom()
+            if oom:
+                after_oom()
             half = len(batch) // 2
-            logger.warning("out of memory on a batch of %d; retrying as %d + %d", len(batch), half, len(batch) - half)
+            what = "out of memory" if oom else f"{type(exc).__name__}"
+            logger.warning("%s on a batch of %d; retrying as %d + %d", what, len(batch), half, len(batch) - half)
             pending[:0] = [batch[:half], batch[half:]]
             continue
         if len(out) != len(batch):

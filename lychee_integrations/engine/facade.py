@@ -132,6 +132,12 @@ class LycheeReranker(Scorer):
         return self._runtime is not None
 
     @property
+    def waiting_calls(self) -> int:
+        """Calls waiting now for the model's current run to end; they are combined into the next one."""
+        runtime = self._runtime
+        return runtime.waiting if runtime is not None else 0
+
+    @property
     def image_policy(self) -> ImagePolicy:
         """What the image loader may read for this reranker."""
         return self.config.image_policy

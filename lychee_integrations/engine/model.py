@@ -44,13 +44,17 @@ __all__ = ["ImageCache", "LoadedModel", "PrefixState", "free_device_memory", "is
 logger = logging.getLogger(__name__)
 
 
+#: How allocators word running out: CUDA and MPS ("out of memory"), torch's CPU allocator.
+_OOM_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory")
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` is a device out-of-memory error (CUDA or MPS)."""
+    """Whether ``exc`` is an out-of-memory error of a device or of the CPU allocator."""
     import torch
 
-    if isinstance(exc, torch.OutOfMemoryError):
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in _OOM_MESSAGES)
 
 
 def _resolve_device(torch: Any, requested: str) -> str:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from lychee_integrations.config import RerankerConfig
 from lychee_integrations.engine.batching import plan_batches, run_batched
 from lychee_integrations.engine.pairs import EncodedPair, ImageFeatures, PromptEncoder
+from lychee_integrations.errors import InputTooLongError, InvalidDocumentsError, InvalidInputError
 from lychee_integrations.telemetry import emit
 
 if TYPE_CHECKING:
@@ -93,6 +94,12 @@ class Runtime:
             raise job.error
         return job.scores
 
+    @property
+    def waiting(self) -> int:
+        """Calls queued for the next run (they will be combined into it)."""
+        with self._queue_lock:
+            return len(self._queue)
+
     def close(self) -> None:
         """Stop the patch pool (patches not started are made on use instead)."""
         if self._patch_pool is not None:
@@ -129,10 +136,12 @@ class Runtime:
 
             return run
 
-        def batched(
-            pairs: list[EncodedPair], fn: Callable[[list[EncodedPair]], list[float]], offset: int
-        ) -> list[float]:
-            return run_batched(
+        failures: dict[int, Exception] = {}  # by index into ``everything``: pairs that fail alone
+
+        def batched(indices: Sequence[int], fn: Callable[[list[EncodedPair]], list[float]], offset: int) -> None:
+            pairs = [everything[i] for i in indices]
+            failed: dict[int, Exception] = {}
+            out = run_batched(
                 pairs,
                 [len(p) - offset for p in pairs],
                 timed(fn, offset),
@@ -141,7 +150,13 @@ class Runtime:
                 is_oom=is_out_of_memory,
                 after_oom=model.free_memory,
                 progress=bar.update if bar is not None else lambda n: None,
+                failures=failed,
             )
+            for k, i in enumerate(indices):
+                if k in failed:
+                    failures[i] = failed[k]
+                else:
+                    scores[i] = out[k]
 
         try:
             scores: list[float] = [0.0] * len(everything)
@@ -154,22 +169,27 @@ class Runtime:
                     everything, groups, alone, self.config.batch_size, model.max_batch_tokens
                 ):
                     features.prefetch(self._patch_pool)
+            alone = list(alone)
             for group in groups:
-                members = [everything[i] for i in group.indices]
                 started = time.perf_counter()
-                state = model.run_prefix(members[0], group.length, cache)
-                stage["prefix"] += time.perf_counter() - started
+                try:
+                    state = model.run_prefix(everything[group.indices[0]], group.length, cache)
+                except Exception as exc:  # the group's pairs are scored on their own instead
+                    logger.warning("shared prefix of %d pairs failed (%s); scoring them alone", len(group.indices), exc)
+                    if is_out_of_memory(exc):
+                        model.free_memory()
+                    alone.extend(group.indices)
+                    continue
+                finally:
+                    stage["prefix"] += time.perf_counter() - started
 
                 def suffix(batch: list[EncodedPair], state: PrefixState = state) -> list[float]:
                     return model.score_suffix(batch, state, cache)
 
-                for i, score in zip(group.indices, batched(members, suffix, group.length), strict=True):
-                    scores[i] = score
+                batched(group.indices, suffix, group.length)
                 del state
             if alone:
-                plain = batched([everything[i] for i in alone], lambda b: model.score_batch(b, cache), 0)
-                for i, score in zip(alone, plain, strict=True):
-                    scores[i] = score
+                batched(sorted(alone), lambda b: model.score_batch(b, cache), 0)
         except BaseException as exc:
             for job in jobs:
                 job.error, job.done = exc, True
@@ -201,7 +221,10 @@ class Runtime:
         emit("tokens_scored", sum(len(p) for p in everything))
         start = 0
         for job in jobs:
-            job.scores, job.stages, job.done = scores[start : start + len(job.pairs)], stages, True
+            own = {i - start: exc for i, exc in failures.items() if start <= i < start + len(job.pairs)}
+            job.scores, job.stages = scores[start : start + len(job.pairs)], stages
+            job.error = _call_error(own, job.pairs, is_out_of_memory) if own else None
+            job.done = True
             start += len(job.pairs)
 
 
@@ -218,3 +241,20 @@ def _images_in_run_order(
         for batch in plan_batches(lengths, max_batch_size=batch_size, max_batch_tokens=max_batch_tokens):
             for k in batch:
                 yield from pairs[indices[k]].images
+
+
+def _call_error(
+    failed: dict[int, Exception], pairs: Sequence[EncodedPair], is_oom: Callable[[BaseException], bool]
+) -> Exception:
+    """Return the error of the one call whose pairs ``failed`` alone (by index in the call)."""
+    if not all(is_oom(exc) for exc in failed.values()):
+        return next(exc for exc in failed.values() if not is_oom(exc))
+    errors: list[InvalidInputError] = [
+        InputTooLongError(
+            f"document {k}",
+            f"does not fit in memory even alone ({len(pairs[k])} tokens); lower max_length or max_pixels",
+            index=k,
+        )
+        for k in sorted(failed)
+    ]
+    return errors[0] if len(errors) == 1 else InvalidDocumentsError(errors, len(pairs))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import itertools
 import time
 
 import pytest
@@ -31,7 +32,7 @@ QUERY = "q"
 def gaps(app: object) -> list[float]:
     """Seconds between the rerank requests the scripted server received."""
     times = [call[0] for call in app.state.calls]  # type: ignore[attr-defined]
-    return [b - a for a, b in zip(times, times[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 @pytest.mark.parametrize(
@@ -71,9 +72,9 @@ def test_429_retry_after_as_an_http_date_is_honoured_async() -> None:
 
 def test_busy_past_the_retries_raises_the_last_answer_async() -> None:
     app = scripted_app([(503, {}, {"detail": "model loading"})] * 5)
-    with serve_app(app) as url, RemoteReranker(url, timeout=10, max_retries=1, backoff=0.01) as reranker:
-        with pytest.raises(ServerUnavailableError, match="HTTP 503: model loading") as caught:
-            asyncio.run(reranker.ascore(QUERY, ["a"]))
+    busy = pytest.raises(ServerUnavailableError, match="HTTP 503: model loading")
+    with serve_app(app) as url, RemoteReranker(url, timeout=10, max_retries=1, backoff=0.01) as client, busy as caught:
+        asyncio.run(client.ascore(QUERY, ["a"]))
     assert caught.value.status == 503 and len(app.state.calls) == 2
 
 

@@ -169,7 +169,11 @@ class Exchange:
         return wait
 
     def _stop(self, state: tenacity.RetryCallState) -> bool:
-        """Give up after the last round, or when the next try could not start before the deadline."""
+        """Give up after the last round, or when the next try could not start before the deadline.
+
+        tenacity (>= 8.3) runs ``wait`` before ``stop``: ``upcoming_sleep`` is the wait
+        :meth:`_wait` just chose, and the round count is up to date.
+        """
         late = time.monotonic() + state.upcoming_sleep > self._deadline - _MIN_TRY
         return self._rounds > self.max_retries or late
 

@@ -463,7 +463,8 @@ class RemoteReranker(Scorer):
             raise_input_errors(exc.errors, len(call.documents))
             raise
         logger.debug("scored %d documents in %d request(s)", len(joined.scores), len(ranges))
-        return Scored(joined.scores, joined.tokens, call.instruction or joined.instruction)
+        instruction = call.instruction if call.instruction is not None else joined.instruction
+        return Scored(joined.scores, joined.tokens, instruction)
 
     def _body(self, call: _Call, span: _Span) -> Any:
         return self._format.build(call.query, call.documents[span[0] : span[1]], call.instruction, self._model)

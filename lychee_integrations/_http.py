@@ -1,31 +1,49 @@
-"""Retries, backoff and replica choice for RemoteReranker, shared by its sync and async paths.
+"""Retries, backoff and replica choice for RemoteReranker: one policy for its sync and async calls.
 
-One :class:`Attempts` object drives one HTTP exchange: it picks the replica (round robin,
-skipping replicas that refused a connection or asked to wait), says how long to wait
-before the next try, and decides, from each failure, whether to try again or to raise.
-Every exchange ends within ``timeout`` seconds of its start, retries and waits included.
+The retry loop is tenacity's (:class:`tenacity.Retrying`, :class:`tenacity.AsyncRetrying`);
+what is the client's own is the policy an :class:`Exchange` gives it:
+
+* which replica each try goes to (round robin over :class:`Replicas`, skipping replicas that
+  refused a connection or asked to wait while another is ready);
+* which outcomes are tried again (a connection failure, a 429 or a 503; never another
+  status, nor a timeout while waiting for an answer);
+* how long to wait (the server's ``Retry-After``, else exponential backoff with jitter);
+* when to give up: after ``max_retries`` further rounds over the replicas, or when the next
+  try could not start before the exchange's deadline (``timeout`` seconds from its start,
+  retries and waits included), raising the last failure as the package's error.
+
+The sync and async clients differ only in the transport call each try makes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import itertools
 import random
 import threading
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from lychee_integrations.errors import RemoteError, ServerTimeoutError, ServerUnavailableError
 
 if TYPE_CHECKING:
     import httpx
+    import tenacity
 
+__all__ = ["RETRY_STATUSES", "Exchange", "Replicas", "retry_after"]
+
+#: Statuses that mean "busy or not ready, try again": retried, honouring ``Retry-After``.
 RETRY_STATUSES = frozenset({429, 503})
+
+#: A try needs at least this many seconds before the deadline to be worth starting.
+_MIN_TRY = 0.05
 
 
 def retry_after(value: str | None) -> float | None:
-    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date)."""
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date), or ``None``."""
     if not value:
         return None
     value = value.strip()
@@ -41,7 +59,7 @@ def retry_after(value: str | None) -> float | None:
 
 
 class Replicas:
-    """Base URLs served in turn; a replica that failed rests until a given time."""
+    """Base URLs served in turn; a replica that failed rests until a given time (shared by every exchange)."""
 
     def __init__(self, urls: list[str]) -> None:
         self.urls = urls
@@ -62,81 +80,165 @@ class Replicas:
             return i, max(0.0, self._rest_until[i] - now)
 
     def rest(self, index: int, seconds: float) -> None:
+        """Let replica ``index`` rest ``seconds`` from now (other exchanges skip it meanwhile)."""
         with self._lock:
             self._rest_until[index] = max(self._rest_until[index], time.monotonic() + seconds)
 
     def ok(self, index: int) -> None:
+        """Mark replica ``index`` as answering."""
         with self._lock:
             self._rest_until[index] = 0.0
 
 
+class Retry(Exception):
+    """A try worth another: the error to raise if none is left, and the wait the server asked for."""
+
+    def __init__(self, error: RemoteError, asked: float | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.asked = asked
+
+
 @dataclass
-class Attempts:
-    """The state of one exchange: which attempt this is, its deadline, the last failure."""
+class Exchange:
+    """The policy of one HTTP exchange, handed to tenacity by :meth:`retrying` / :meth:`aretrying`.
+
+    Each try calls :meth:`attempt` (the URL and timeout to use; a connection failure inside it
+    is judged) and :meth:`judge` on the answer, which returns it or raises :class:`Retry`.
+
+    Attributes:
+        replicas: The servers (their rest times are shared by every exchange of the client).
+        timeout: Seconds the whole exchange may take.
+        max_retries: Further rounds over the replicas after the first.
+        backoff: First wait, in seconds, when the server asks for none.
+        path: The path requested on each replica.
+        detail: Reads an error answer's detail (for the error raised when a busy server stays busy).
+
+    """
 
     replicas: Replicas
     timeout: float
     max_retries: int
     backoff: float
     path: str
+    detail: Callable[[httpx.Response], str]
+    _deadline: float = field(init=False)
+    _index: int | None = field(init=False, default=None)
+    _tried: set[int] = field(init=False, default_factory=set)
+    _rounds: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
-        self.deadline = time.monotonic() + self.timeout
-        self.retries = 0
-        self.tried: set[int] = set()
-        self.last: RemoteError | None = None
-        self.index = 0
+        self._deadline = time.monotonic() + self.timeout
 
-    def next(self) -> tuple[str, float, float]:
-        """Return ``(url, seconds to wait first, timeout of the request)`` or raise the last failure."""
-        self.index, wait = self.replicas.pick(self.tried)
-        left = self.deadline - time.monotonic() - wait
-        if self.last is not None and left <= 0.05:
-            raise self.last
-        return self.replicas.urls[self.index] + self.path, wait, max(0.05, min(self.timeout, left))
+    # ------------------------------------------------------------------ tenacity
 
-    def _retry(self, error: RemoteError, wait: float) -> None:
-        self.last = error
-        self.tried.add(self.index)
-        self.replicas.rest(self.index, wait)
-        if len(self.tried) >= len(self.replicas.urls):
-            if self.retries >= self.max_retries:
-                raise error
-            self.retries += 1
-            self.tried.clear()
+    def _options(self) -> dict[str, Any]:
+        import tenacity
+
+        return {
+            "retry": tenacity.retry_if_exception_type(Retry),
+            "wait": self._wait,
+            "stop": self._stop,
+            "retry_error_callback": _give_up,
+        }
+
+    def retrying(self) -> tenacity.Retrying:
+        """The tenacity controller for a sync exchange: ``exchange.retrying()(one_try)``."""
+        import tenacity
+
+        return tenacity.Retrying(**self._options())
+
+    def aretrying(self) -> tenacity.AsyncRetrying:
+        """The tenacity controller for an async exchange: ``await exchange.aretrying()(one_try)``."""
+        import tenacity
+
+        return tenacity.AsyncRetrying(**self._options())
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        """Rest the replica that failed, pick the next one, and return how long to wait for it."""
+        failure = state.outcome.exception() if state.outcome is not None else None
+        assert isinstance(failure, Retry)
+        assert self._index is not None
+        rest = failure.asked if failure.asked is not None else self._backoff()
+        self._tried.add(self._index)
+        self.replicas.rest(self._index, rest)
+        if len(self._tried) >= len(self.replicas.urls):  # a round over every replica ended
+            self._rounds += 1
+            self._tried.clear()
+        self._index, wait = self.replicas.pick(self._tried)
+        return wait
+
+    def _stop(self, state: tenacity.RetryCallState) -> bool:
+        """Give up after the last round, or when the next try could not start before the deadline.
+
+        tenacity (>= 8.3) runs ``wait`` before ``stop``: ``upcoming_sleep`` is the wait
+        :meth:`_wait` just chose, and the round count is up to date.
+        """
+        late = time.monotonic() + state.upcoming_sleep > self._deadline - _MIN_TRY
+        return self._rounds > self.max_retries or late
 
     def _backoff(self) -> float:
-        return float(self.backoff * 2**self.retries * (1 + random.random() / 4))
+        return float(self.backoff * 2**self._rounds * (1 + random.random() / 4))
 
-    def transport_failed(self, url: str, exc: httpx.TransportError) -> None:
-        """Record a failed connection, or raise when it must not be retried."""
+    # ------------------------------------------------------------------ one try
+
+    @contextlib.contextmanager
+    def attempt(self) -> Iterator[tuple[str, float]]:
+        """Yield ``(url, timeout)`` for one try; a connection failure inside becomes :class:`Retry`.
+
+        Raises:
+            Retry: The connection failed (refused, reset, timed out connecting).
+            ServerTimeoutError: The server did not answer in time.
+
+        """
         import httpx
 
-        if isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout)):
+        if self._index is None:
+            self._index, _ = self.replicas.pick(self._tried)
+        url = self.replicas.urls[self._index] + self.path
+        left = self._deadline - time.monotonic()
+        try:
+            yield url, max(_MIN_TRY, min(self.timeout, left))
+        except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout) as exc:
             raise ServerTimeoutError(
                 f"the reranker server at {url} did not answer within {self.timeout:g} s "
                 f"({type(exc).__name__}); raise timeout= for slow servers or large calls",
                 url=url,
             ) from exc
-        reason = str(exc) or type(exc).__name__
-        what = "timed out connecting" if isinstance(exc, httpx.ConnectTimeout) else f"failed: {reason}"
-        error = ServerUnavailableError(f"cannot reach the reranker server at {url}: connection {what}", url=url)
-        error.__cause__ = exc
-        self._retry(error, self._backoff())
+        except httpx.TransportError as exc:
+            reason = str(exc) or type(exc).__name__
+            what = "timed out connecting" if isinstance(exc, httpx.ConnectTimeout) else f"failed: {reason}"
+            error = ServerUnavailableError(f"cannot reach the reranker server at {url}: connection {what}", url=url)
+            error.__cause__ = exc
+            raise Retry(error, None) from exc
 
-    def status_failed(self, url: str, status: int, header: str | None, detail: str) -> None:
-        """Record a 429/503 answer, or raise when the retries or the time are spent."""
-        asked = retry_after(header)
-        wait = asked if asked is not None else self._backoff()
-        note = f"; it asks to retry after {asked:g} s" if asked is not None else ""
-        error = ServerUnavailableError(
-            f"the reranker server at {url} is busy or not ready (HTTP {status}{': ' + detail if detail else ''}){note}",
-            url=url,
-            status=status,
-        )
-        if time.monotonic() + wait > self.deadline and len(self.tried) + 1 >= len(self.replicas.urls):
-            raise error
-        self._retry(error, wait)
+    def judge(self, response: httpx.Response) -> httpx.Response:
+        """Return an answer that ends the exchange (any status but 429 and 503; the caller reads it).
 
-    def succeeded(self) -> None:
-        self.replicas.ok(self.index)
+        Raises:
+            Retry: The server is busy or not ready (429, 503).
+
+        """
+        status = response.status_code
+        if status in RETRY_STATUSES:
+            url = str(response.request.url)
+            asked = retry_after(response.headers.get("Retry-After"))
+            detail = self.detail(response)
+            said = f"HTTP {status}: {detail}" if detail else f"HTTP {status}"
+            note = f"; it asks to retry after {asked:g} s" if asked is not None else ""
+            error = ServerUnavailableError(
+                f"the reranker server at {url} is busy or not ready ({said}){note}",
+                url=url,
+                status=status,
+            )
+            raise Retry(error, asked)
+        if self._index is not None:
+            self.replicas.ok(self._index)
+        return response
+
+
+def _give_up(state: tenacity.RetryCallState) -> NoReturn:
+    """Raise the last failure as the package's error once tenacity stops."""
+    failure = state.outcome.exception() if state.outcome is not None else None
+    assert isinstance(failure, Retry)
+    raise failure.error

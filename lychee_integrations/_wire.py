@@ -36,6 +36,24 @@ class WireInput:
 
 
 @dataclass(frozen=True)
+class WireAnswer:
+    """What a 200 answer to a rerank request says.
+
+    Attributes:
+        scores: One score per document of the request, in its order.
+        model: The model the server names, if it does.
+        tokens: The prompt tokens it reports (``usage.total_tokens``), if it does.
+        instruction: The instruction it says it applied, if it does.
+
+    """
+
+    scores: list[float]
+    model: str | None
+    tokens: int | None
+    instruction: str | None
+
+
+@dataclass(frozen=True)
 class ServerInfo:
     """What the server tells about itself: the model it serves and its document cap."""
 
@@ -161,8 +179,8 @@ class WireFormat(Protocol):
         """Return the JSON body of a rerank request (no ``top_n``: every score comes back)."""
         ...
 
-    def parse(self, body: Any, count: int) -> tuple[list[float], str | None]:
-        """Return one score per document in input order, and the model named, from a 200 answer."""
+    def parse(self, body: Any, count: int) -> WireAnswer:
+        """Read a 200 answer: one score per document in input order, and what else it says."""
         ...
 
     def parse_info(self, body: Any) -> ServerInfo:
@@ -208,7 +226,7 @@ class LycheeFormat:
             body["instruction"] = instruction
         return body
 
-    def parse(self, body: Any, count: int) -> tuple[list[float], str | None]:
+    def parse(self, body: Any, count: int) -> WireAnswer:
         if not isinstance(body, dict) or not isinstance(body.get("results"), list):
             raise ValueError("the answer has no 'results' list")
         scores: list[float | None] = [None] * count
@@ -220,8 +238,15 @@ class LycheeFormat:
         missing = [i for i, s in enumerate(scores) if s is None]
         if missing:
             raise ValueError(f"{len(missing)} of {count} documents have no score in the answer")
-        model = body.get("model")
-        return [s for s in scores if s is not None], model if isinstance(model, str) else None
+        usage = body.get("usage")
+        tokens = usage.get("total_tokens") if isinstance(usage, dict) else None
+        model, instruction = body.get("model"), body.get("instruction")
+        return WireAnswer(
+            [s for s in scores if s is not None],
+            model if isinstance(model, str) else None,
+            tokens if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0 else None,
+            instruction if isinstance(instruction, str) else None,
+        )
 
     def parse_info(self, body: Any) -> ServerInfo:
         if not isinstance(body, dict):

@@ -21,7 +21,6 @@ import asyncio
 import logging
 import os
 import threading
-import time
 import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from lychee_integrations._deps import require
-from lychee_integrations._http import RETRY_STATUSES, Attempts, Replicas
+from lychee_integrations._http import Exchange, Replicas
 from lychee_integrations._wire import (
     FORMATS,
     ServerInfo,
@@ -63,6 +62,9 @@ API_KEY_ENV = "LYCHEE_API_KEY"
 
 _USER_AGENT = "lychee-integrations-remote"
 
+#: A range of documents ``[start, end)`` of one call, sent as one request.
+_Span = tuple[int, int]
+
 
 @dataclass(frozen=True)
 class _Call:
@@ -85,7 +87,7 @@ class _ChunkTooLong(Exception):
         self.detail = detail
 
 
-def _halves(start: int, end: int, detail: str) -> tuple[tuple[int, int], tuple[int, int]]:
+def _halves(start: int, end: int, detail: str) -> tuple[_Span, _Span]:
     """Split a refused range in two, or name its one document as too long."""
     if end - start == 1:
         problem = (
@@ -97,15 +99,38 @@ def _halves(start: int, end: int, detail: str) -> tuple[tuple[int, int], tuple[i
     return (start, middle), (middle, end)
 
 
-def _joined(outcomes: Sequence[Any]) -> list[float]:
-    """Scores of requests over consecutive ranges, in order; else the input errors of all, or the first failure."""
+def _joined(outcomes: Sequence[Any]) -> Scored:
+    """Answers of requests over consecutive ranges, in order; else the input errors of all, or the first failure.
+
+    The tokens are the sum of the answers' (``None`` when one does not say); the instruction
+    is the first an answer names.
+    """
     errors = [e for o in outcomes if isinstance(o, _ChunkInputErrors) for e in o.errors]
     if errors:
         raise _ChunkInputErrors(errors)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
-    return [score for outcome in outcomes for score in outcome]
+    parts: list[Scored] = list(outcomes)
+    counts = [p.tokens for p in parts]
+    tokens = None if any(n is None for n in counts) else sum(n for n in counts if n is not None)
+    instruction = next((p.instruction for p in parts if p.instruction is not None), None)
+    return Scored([score for p in parts for score in p.scores], tokens, instruction)
+
+
+def _frozen(value: Any) -> Any:
+    """Return a hashable stand-in for an option's value (dicts, lists and sets by content)."""
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted(((k, _frozen(v)) for k, v in value.items()), key=repr)))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_frozen(v) for v in value))
+    if isinstance(value, (set, frozenset)):
+        return ("set", frozenset(_frozen(v) for v in value))
+    try:
+        hash(value)
+    except TypeError:
+        return ("id", id(value))  # an unhashable object: shared by identity (the cached client holds it)
+    return value
 
 
 def _normalise_urls(base_url: str | Sequence[str]) -> list[str]:
@@ -242,23 +267,27 @@ class RemoteReranker(Scorer):
         )
         self._lock = threading.Lock()
         self._event_hooks = {name: list(hooks) for name, hooks in (event_hooks or {}).items()}
+        self._shared_options: dict[str, Any] = {}
 
     @classmethod
     def shared(cls, base_url: str | Sequence[str], **options: Any) -> RemoteReranker:
         """Return the process-wide client for these options, creating it if needed.
 
         Every adapter built with the same ``base_url`` and options shares one connection pool.
+        Options are compared by value, dicts and lists included (``headers={...}``,
+        ``event_hooks={...}``); other unhashable values by identity.
 
         Raises:
             ConfigurationError: A bad URL or option.
 
         """
         urls = (base_url,) if isinstance(base_url, str) else tuple(base_url)
-        key = (urls, tuple(sorted(options.items())))
+        key = (urls, _frozen(options))
         with cls._shared_lock:
             instance = cls._shared.get(key)
             if instance is None:
                 instance = cls(list(urls), **options)
+                instance._shared_options = options  # keeps what the key names by identity alive
                 cls._shared[key] = instance
             return instance
 
@@ -346,13 +375,13 @@ class RemoteReranker(Scorer):
 
         return _Call(wire_query, map_documents(request.documents, convert), request.instruction)
 
-    def _split(self, call: _Call, info: ServerInfo) -> list[tuple[int, int]]:
+    def _split(self, call: _Call, info: ServerInfo) -> list[_Span]:
         caps = [c for c in (info.max_documents, self.max_documents_per_request) if c is not None]
         cap = min(caps) if caps else len(call.documents)
         budget = None
         if info.max_body_bytes is not None:
             budget = int(info.max_body_bytes * 0.9) - call.query.size() - len(call.instruction or "") - 1024
-        ranges: list[tuple[int, int]] = []
+        ranges: list[_Span] = []
         start, size = 0, 0
         for i, document in enumerate(call.documents):
             cost = document.size() + 64
@@ -373,23 +402,24 @@ class RemoteReranker(Scorer):
             return response.text[:300].strip(), None
         return self._format.parse_error(body)
 
-    def _answer(self, response: httpx.Response, start: int, count: int) -> list[float]:
+    def _answer(self, response: httpx.Response, span: _Span) -> Scored:
+        """Read a rerank answer for the documents ``span``, or raise the error it stands for."""
         url = str(response.request.url)
         status = response.status_code
         if status == 200:
             try:
-                scores, model = self._format.parse(response.json(), count)
+                answer = self._format.parse(response.json(), span[1] - span[0])
             except ValueError as exc:
                 raise RemoteError(f"unexpected answer from {url}: {exc}", url=url, status=status) from exc
-            if model and self._info is not None and self._info.model is None:
-                self._info = ServerInfo(model, self._info.max_documents, self._info.max_body_bytes)
-            return scores
+            if answer.model and self._info is not None and self._info.model is None:
+                self._info = ServerInfo(answer.model, self._info.max_documents, self._info.max_body_bytes)
+            return Scored(answer.scores, answer.tokens, answer.instruction)
         detail, problems = self._detail(response)
         said = f"HTTP {status}" + (f": {detail}" if detail else "")
         if status == 400:
             if self._format.too_long(detail):
                 raise _ChunkTooLong(detail)
-            errors = input_errors(detail, problems, start)
+            errors = input_errors(detail, problems, span[0])
             if errors is not None:
                 raise _ChunkInputErrors(errors)
             raise ConfigurationError(f"the reranker server at {url} refused the request ({said})")
@@ -409,82 +439,16 @@ class RemoteReranker(Scorer):
         message = f"the reranker server at {url} answered {said}{hints.get(status, '')}"
         raise RemoteError(message, url=url, status=status)
 
-    def _merge(self, call: _Call, ranges: list[tuple[int, int]], outcomes: list[Any]) -> list[float]:
+    def _read(self, response: httpx.Response, span: _Span) -> Scored | tuple[_Span, _Span]:
+        """Return the answer for ``span``, or the two halves to send instead when the server finds a pair too long."""
         try:
-            scores = _joined(outcomes)
-        except _ChunkInputErrors as exc:
-            raise_input_errors(exc.errors, len(call.documents))
-            raise
-        logger.debug("scored %d documents in %d request(s)", len(scores), len(ranges))
-        return scores
-
-    def _body(self, call: _Call, start: int, end: int) -> Any:
-        return self._format.build(call.query, call.documents[start:end], call.instruction, self._model)
-
-    # ------------------------------------------------------------------ exchanges
-
-    def _attempts(self, path: str) -> Attempts:
-        return Attempts(self._replicas, self.timeout, self.max_retries, self.backoff, path)
-
-    def _settle(
-        self, attempts: Attempts, url: str, outcome: httpx.Response | httpx.TransportError
-    ) -> httpx.Response | None:
-        """Judge one try of an exchange, for the sync and async loops alike.
-
-        Args:
-            attempts: The exchange's state; a failure worth retrying is recorded there.
-            url: The URL tried.
-            outcome: The server's answer, or the connection's failure.
-
-        Returns:
-            The answer, when it ends the exchange (any status but 429 and 503; the caller
-            reads it), or ``None`` to try again after the wait ``attempts`` will give.
-
-        Raises:
-            ServerUnavailableError: The server stayed unreachable or busy past the retries
-                or the timeout.
-            ServerTimeoutError: The server did not answer in time.
-
-        """
-        import httpx
-
-        if isinstance(outcome, httpx.TransportError):
-            attempts.transport_failed(url, outcome)
-            return None
-        if outcome.status_code in RETRY_STATUSES:
-            header = outcome.headers.get("Retry-After")
-            attempts.status_failed(url, outcome.status_code, header, self._detail(outcome)[0])
-            return None
-        attempts.succeeded()
-        return outcome
-
-    # ------------------------------------------------------------------ sync
-
-    def _exchange(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        import httpx
-
-        attempts = self._attempts(path)
-        client = self._sync_client()
-        while True:
-            url, wait, timeout = attempts.next()
-            if wait:
-                time.sleep(wait)
-            outcome: httpx.Response | httpx.TransportError
-            try:
-                outcome = client.request(method, url, json=body, timeout=timeout)
-            except httpx.TransportError as exc:
-                outcome = exc
-            if (response := self._settle(attempts, url, outcome)) is not None:
-                return response
-
-    def _server_info(self) -> ServerInfo:
-        if self._info is None:
-            self._info = self._read_info(self._exchange("GET", self._format.info_path))
-        return self._info
+            return self._answer(response, span)
+        except _ChunkTooLong as exc:  # find the documents that are too long, halving the range
+            return _halves(*span, exc.detail)
 
     def _read_info(self, response: httpx.Response) -> ServerInfo:
         if response.status_code in (401, 403):
-            self._answer(response, 0, 0)
+            self._answer(response, (0, 0))
         if response.status_code != 200:
             return ServerInfo(None, None, None)
         try:
@@ -492,54 +456,75 @@ class RemoteReranker(Scorer):
         except ValueError:
             return ServerInfo(None, None, None)
 
-    def _post(self, call: _Call, start: int, end: int) -> list[float]:
-        response = self._exchange("POST", self._format.rerank_path, self._body(call, start, end))
+    def _merge(self, call: _Call, ranges: list[_Span], outcomes: Sequence[Any]) -> Scored:
         try:
-            return self._answer(response, start, end - start)
-        except _ChunkTooLong as exc:  # find the documents that are too long, halving the range
-            return _joined([_outcome(self._post, call, *half) for half in _halves(start, end, exc.detail)])
+            joined = _joined(outcomes)
+        except _ChunkInputErrors as exc:
+            raise_input_errors(exc.errors, len(call.documents))
+            raise
+        logger.debug("scored %d documents in %d request(s)", len(joined.scores), len(ranges))
+        instruction = call.instruction if call.instruction is not None else joined.instruction
+        return Scored(joined.scores, joined.tokens, instruction)
 
-    def _score(self, request: ScoreRequest) -> Scored:
-        call = self._prepare(request)
-        ranges = self._split(call, self._server_info())
-        if len(ranges) == 1:
-            outcomes: list[Any] = [_outcome(self._post, call, *ranges[0])]
-        else:
-            with ThreadPoolExecutor(min(len(ranges), self.max_concurrency), thread_name_prefix="lychee-remote") as pool:
-                outcomes = list(pool.map(lambda r: _outcome(self._post, call, *r), ranges))
-        return Scored(self._merge(call, ranges, outcomes), None, request.instruction)
+    def _body(self, call: _Call, span: _Span) -> Any:
+        return self._format.build(call.query, call.documents[span[0] : span[1]], call.instruction, self._model)
 
-    # ------------------------------------------------------------------ async
+    def _new_exchange(self, path: str) -> Exchange:
+        return Exchange(
+            self._replicas, self.timeout, self.max_retries, self.backoff, path, lambda r: self._detail(r)[0]
+        )
+
+    # ------------------------------------------------------------------ transports: sync, async
+    # Everything above is shared; each pair below differs only in how a request is sent and
+    # how the requests of one call run together (a thread pool, or asyncio.gather).
+
+    def _exchange(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        exchange, client = self._new_exchange(path), self._sync_client()
+
+        def one_try() -> httpx.Response:
+            with exchange.attempt() as (url, timeout):
+                return exchange.judge(client.request(method, url, json=body, timeout=timeout))
+
+        return exchange.retrying()(one_try)
 
     async def _aexchange(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        import httpx
+        exchange, client = self._new_exchange(path), self._async_client()
 
-        attempts = self._attempts(path)
-        client = self._async_client()
-        while True:
-            url, wait, timeout = attempts.next()
-            if wait:
-                await asyncio.sleep(wait)
-            outcome: httpx.Response | httpx.TransportError
-            try:
-                outcome = await client.request(method, url, json=body, timeout=timeout)
-            except httpx.TransportError as exc:
-                outcome = exc
-            if (response := self._settle(attempts, url, outcome)) is not None:
-                return response
+        async def one_try() -> httpx.Response:
+            with exchange.attempt() as (url, timeout):
+                return exchange.judge(await client.request(method, url, json=body, timeout=timeout))
+
+        return await exchange.aretrying()(one_try)
+
+    def _server_info(self) -> ServerInfo:
+        if self._info is None:
+            self._info = self._read_info(self._exchange("GET", self._format.info_path))
+        return self._info
 
     async def _aserver_info(self) -> ServerInfo:
         if self._info is None:
             self._info = self._read_info(await self._aexchange("GET", self._format.info_path))
         return self._info
 
-    async def _apost(self, call: _Call, start: int, end: int) -> list[float]:
-        response = await self._aexchange("POST", self._format.rerank_path, self._body(call, start, end))
-        try:
-            return self._answer(response, start, end - start)
-        except _ChunkTooLong as exc:  # as in _post
-            halves = _halves(start, end, exc.detail)
-            return _joined(await asyncio.gather(*(self._apost(call, *h) for h in halves), return_exceptions=True))
+    def _post(self, call: _Call, span: _Span) -> Scored:
+        read = self._read(self._exchange("POST", self._format.rerank_path, self._body(call, span)), span)
+        return read if isinstance(read, Scored) else _joined([_outcome(self._post, call, half) for half in read])
+
+    async def _apost(self, call: _Call, span: _Span) -> Scored:
+        read = self._read(await self._aexchange("POST", self._format.rerank_path, self._body(call, span)), span)
+        if isinstance(read, Scored):
+            return read
+        return _joined(await asyncio.gather(*(self._apost(call, half) for half in read), return_exceptions=True))
+
+    def _score(self, request: ScoreRequest) -> Scored:
+        call = self._prepare(request)
+        ranges = self._split(call, self._server_info())
+        if len(ranges) == 1:
+            outcomes = [_outcome(self._post, call, ranges[0])]
+        else:
+            with ThreadPoolExecutor(min(len(ranges), self.max_concurrency), thread_name_prefix="lychee-remote") as pool:
+                outcomes = list(pool.map(lambda span: _outcome(self._post, call, span), ranges))
+        return self._merge(call, ranges, outcomes)
 
     async def _ascore(self, request: ScoreRequest) -> Scored:
         if all(not d.images for d in (request.query, *request.documents)):
@@ -549,12 +534,11 @@ class RemoteReranker(Scorer):
         ranges = self._split(call, await self._aserver_info())
         limit = asyncio.Semaphore(self.max_concurrency)
 
-        async def post(start: int, end: int) -> list[float]:
+        async def post(span: _Span) -> Scored:
             async with limit:
-                return await self._apost(call, start, end)
+                return await self._apost(call, span)
 
-        outcomes = await asyncio.gather(*(post(*r) for r in ranges), return_exceptions=True)
-        return Scored(self._merge(call, ranges, list(outcomes)), None, request.instruction)
+        return self._merge(call, ranges, await asyncio.gather(*map(post, ranges), return_exceptions=True))
 
 
 def _outcome(fn: Any, *args: Any) -> Any:

@@ -376,3 +376,21 @@ def test_unencodable_text_is_refused_by_name(tiny_reranker: Any, where: str) -> 
     exc_type = errors.ConfigurationError if where == "instruction" else errors.InvalidInputError
     with pytest.raises(exc_type, match="not valid Unicode"):
         tiny_reranker.score(query, documents, instruction=instruction)
+
+
+def test_a_huge_query_is_cut_once_per_call(tiny_reranker: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    encoder = tiny_reranker._get_runtime().encoder
+    huge = " ".join(f"word{i}" for i in range(40_000))  # about 300 KB, far past max_length
+    docs = [f"document {i}" for i in range(20)]
+    seen: list[int] = []
+    tokenize = encoder.token_ids
+
+    def counting(text: str) -> list[int]:
+        seen.append(len(text))
+        return tokenize(text)
+
+    monkeypatch.setattr(encoder, "token_ids", counting)
+    pairs = tiny_reranker.encode(huge, docs)
+    assert all(p.truncated and len(p) <= encoder.max_length for p in pairs)
+    assert sum(n >= len(huge) for n in seen) == 1  # the whole query is tokenized once, not once per pair
+    assert [p.input_ids for p in pairs] == [p.input_ids for p in tiny_reranker.encode(huge[:60_000], docs)]

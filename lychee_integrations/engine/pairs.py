@@ -284,7 +284,8 @@ class PromptEncoder:
         self.check_text(instruction, "instruction")
         self.check_text(request.query.text, "query")
         query_images = self._load(request.query, policy, "query", None)
-        query = Side(request.query.text, tuple(self.encode_image(im, item="query") for im in query_images))
+        images = tuple(self.encode_image(im, item="query") for im in query_images)
+        query = Side(self._query_text(request.query.text), images)
 
         def encode(document: object, item: str, index: int) -> EncodedPair:
             assert isinstance(document, RerankInput)
@@ -301,6 +302,15 @@ class PromptEncoder:
             return replace(pair, sources=query_images + images) if keep_sources else pair
 
         return map_documents(request.documents, encode, workers=workers)
+
+    def _query_text(self, text: str | None) -> str | None:
+        """Cut a query longer than ``max_length`` tokens once per call (every pair would cut it anyway)."""
+        if not text or len(text) <= self.max_length:  # a token is at least one character
+            return text
+        ids = self.token_ids(text)
+        if len(ids) <= self.max_length:
+            return text
+        return self._backend.decode(ids[: self.max_length], skip_special_tokens=False).rstrip("\ufffd")
 
     @staticmethod
     def _load(value: RerankInput, policy: ImagePolicy, item: str, index: int | None) -> tuple[PILImage, ...]:

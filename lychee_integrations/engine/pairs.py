@@ -310,7 +310,8 @@ class PromptEncoder:
         ids = self.token_ids(text)
         if len(ids) <= self.max_length:
             return text
-        return self._backend.decode(ids[: self.max_length], skip_special_tokens=False).rstrip("\ufffd")
+        cut: str = self._backend.decode(ids[: self.max_length], skip_special_tokens=False)
+        return cut.rstrip("\ufffd")
 
     @staticmethod
     def _load(value: RerankInput, policy: ImagePolicy, item: str, index: int | None) -> tuple[PILImage, ...]:

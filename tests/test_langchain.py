@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adapter_helpers import SCORES, TEXTS, table_scorer
+from adapter_helpers import SCORES, TEXTS, RequestRecorder, table_scorer
 from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -31,6 +31,7 @@ from lychee_integrations.errors import (
 from lychee_integrations.inputs import RerankInput
 from lychee_integrations.instructions import DEFAULT_INSTRUCTION, get_template
 from lychee_integrations.langchain import DEFAULT_IMAGE_KEYS, LycheeRerank
+from lychee_integrations.recipes import get_recipe
 from lychee_integrations.results import RerankResult
 from lychee_integrations.testing import FakeScorer
 
@@ -157,15 +158,19 @@ def test_empty_input_returns_empty_without_scoring() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [
-        ({}, DEFAULT_INSTRUCTION),
+        ({}, None),
         ({"task": "knowledge_base_guide"}, get_template("knowledge_base_guide").instruction),
         ({"instruction": "Given a bug, retrieve the fix"}, "Given a bug, retrieve the fix"),
     ],
 )
-def test_instruction_reaches_the_scorer(kwargs: dict[str, Any], expected: str) -> None:
-    scorer = FakeScorer()
+def test_instruction_reaches_the_scorer(kwargs: dict[str, Any], expected: str | None) -> None:
+    """The adapter passes the configured instruction, or none: the scorer applies its own family's default."""
+    scorer = RequestRecorder()
     LycheeRerank(reranker=scorer, **kwargs).compress_documents(docs(), "alpha")
-    assert [call.instruction for call in scorer.calls] == [expected]
+    assert [request.instruction for request in scorer.requests] == [expected]
+    applied = get_recipe("qwen3-vl").default_instruction if expected is None else expected
+    assert applied != DEFAULT_INSTRUCTION
+    assert [call.instruction for call in scorer.calls] == [applied]
 
 
 def test_user_registered_task() -> None:

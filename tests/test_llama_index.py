@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adapter_helpers import SCORES, TEXTS, table_scorer
+from adapter_helpers import SCORES, TEXTS, RequestRecorder, table_scorer
 from llama_index.core import VectorStoreIndex
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload, LlamaDebugHandler
@@ -43,6 +43,7 @@ from lychee_integrations.errors import ImageLoadError, InvalidInputError
 from lychee_integrations.inputs import RerankInput
 from lychee_integrations.instructions import DEFAULT_INSTRUCTION, get_template
 from lychee_integrations.llama_index import LycheeRerank
+from lychee_integrations.recipes import get_recipe
 from lychee_integrations.testing import FakeScorer
 
 
@@ -176,15 +177,19 @@ def test_empty_input_and_missing_query() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [
-        ({}, DEFAULT_INSTRUCTION),
+        ({}, None),
         ({"task": "visual_document"}, get_template("visual_document").instruction),
         ({"instruction": "Given a chart question, retrieve the chart"}, "Given a chart question, retrieve the chart"),
     ],
 )
-def test_instruction_reaches_the_scorer(kwargs: dict[str, Any], expected: str) -> None:
-    scorer = FakeScorer()
+def test_instruction_reaches_the_scorer(kwargs: dict[str, Any], expected: str | None) -> None:
+    """The adapter passes the configured instruction, or none: the scorer applies its own family's default."""
+    scorer = RequestRecorder()
     LycheeRerank(reranker=scorer, **kwargs).postprocess_nodes(scored_nodes(), query_str="q")
-    assert [c.instruction for c in scorer.calls] == [expected]
+    assert [request.instruction for request in scorer.requests] == [expected]
+    applied = get_recipe("qwen3-vl").default_instruction if expected is None else expected
+    assert applied != DEFAULT_INSTRUCTION
+    assert [call.instruction for call in scorer.calls] == [applied]
 
 
 # ----------------------------------------------------------------------------- node and query conversion

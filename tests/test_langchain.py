@@ -308,9 +308,13 @@ def test_rerank_accepts_image_and_mixed_queries_and_plain_inputs(images: dict[st
 
 
 def test_acompress_runs_off_the_event_loop() -> None:
+    """The scorer runs in a worker thread, and the event loop goes on while it waits."""
     release = threading.Event()
+    seen: dict[str, Any] = {}
 
     def blocking(query: RerankInput, document: RerankInput, instruction: str) -> float:
+        seen["thread"] = threading.get_ident()
+        seen["loop"].call_soon_threadsafe(seen["started"].set)  # handled only if the loop is free
         if not release.wait(timeout=10):
             raise TimeoutError("the event loop was blocked")
         return SCORES[document.text or ""]
@@ -318,13 +322,15 @@ def test_acompress_runs_off_the_event_loop() -> None:
     compressor = LycheeRerank(reranker=FakeScorer(blocking))
 
     async def main() -> list[Document]:
+        seen["loop"], seen["started"] = asyncio.get_running_loop(), asyncio.Event()
         task = asyncio.ensure_future(compressor.acompress_documents(docs(), "q"))
-        await asyncio.sleep(0.05)  # runs only if the loop is free while the scorer waits
+        await asyncio.wait_for(seen["started"].wait(), timeout=10)  # the scorer waits; the loop does not
         release.set()
         return list(await task)
 
     result = asyncio.run(main())
     assert [d.page_content for d in result] == expected_order(TEXTS)[:3]
+    assert seen["thread"] != threading.get_ident()  # not the event loop's thread
 
 
 def test_twenty_concurrent_acompress_calls() -> None:

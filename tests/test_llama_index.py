@@ -300,9 +300,13 @@ def test_callback_manager_is_read_at_call_time() -> None:
 
 
 def test_apostprocess_runs_off_the_event_loop() -> None:
+    """The scorer runs in a worker thread, and the event loop goes on while it waits."""
     release = threading.Event()
+    seen: dict[str, Any] = {}
 
     def blocking(query: RerankInput, document: RerankInput, instruction: str) -> float:
+        seen["thread"] = threading.get_ident()
+        seen["loop"].call_soon_threadsafe(seen["started"].set)  # handled only if the loop is free
         if not release.wait(timeout=10):
             raise TimeoutError("the event loop was blocked")
         return SCORES[document.text or ""]
@@ -310,12 +314,14 @@ def test_apostprocess_runs_off_the_event_loop() -> None:
     postprocessor = LycheeRerank(reranker=FakeScorer(blocking))
 
     async def main() -> list[NodeWithScore]:
+        seen["loop"], seen["started"] = asyncio.get_running_loop(), asyncio.Event()
         task = asyncio.ensure_future(postprocessor.apostprocess_nodes(scored_nodes(), query_str="q"))
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(seen["started"].wait(), timeout=10)  # the scorer waits; the loop does not
         release.set()
-        return await task
+        return list(await task)
 
     assert [n.node.get_content() for n in asyncio.run(main())] == expected_order(TEXTS)[:3]
+    assert seen["thread"] != threading.get_ident()  # not the event loop's thread
 
 
 def test_twenty_concurrent_apostprocess_calls(recorder: Recorder) -> None:

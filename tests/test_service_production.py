@@ -250,10 +250,14 @@ class GatedReranker(LycheeReranker):
     """The real engine whose load waits for a gate, so that a test sees the loading phase."""
 
     gate = threading.Event()
+    loaded = threading.Event()
 
     def load(self) -> LycheeReranker:
         assert self.gate.wait(60)
-        return super().load()
+        try:
+            return super().load()
+        finally:
+            self.loaded.set()
 
 
 def test_ready_is_503_until_the_model_is_loaded(tiny_checkpoint: Path, client: httpx.Client) -> None:
@@ -272,11 +276,8 @@ def test_ready_is_503_until_the_model_is_loaded(tiny_checkpoint: Path, client: h
         metrics = _samples(client.get(f"{base}/metrics").text)
         assert _value(metrics, "lychee_model_loaded") == 0
         GatedReranker.gate.set()
-        for _ in range(200):
-            ready = client.get(f"{base}/ready")
-            if ready.status_code == 200:
-                break
-            threading.Event().wait(0.05)
+        assert GatedReranker.loaded.wait(60)
+        ready = client.get(f"{base}/ready")
         assert ready.status_code == 200 and ready.json()["model_loaded"] is True
         assert _value(_samples(client.get(f"{base}/metrics").text), "lychee_model_loaded") == 1
         assert client.post(f"{base}/v1/rerank", json=RERANK_BODY).status_code == 200
@@ -284,13 +285,16 @@ def test_ready_is_503_until_the_model_is_loaded(tiny_checkpoint: Path, client: h
 
 def test_ready_reports_a_failed_load(tmp_path: Path, client: httpx.Client) -> None:
     failures: list[BaseException] = []
+    failed = threading.Event()
+
+    def on_load_failure(exc: BaseException) -> None:
+        failures.append(exc)
+        failed.set()
+
     engine = service_reranker(ServiceSettings(), model=str(tmp_path), device="cpu")  # not a checkpoint
-    with serve_app(create_app(engine, load_model=True, on_load_failure=failures.append)) as base:
-        for _ in range(200):
-            response = client.get(f"{base}/ready")
-            if response.json()["status"] != "loading":
-                break
-            threading.Event().wait(0.05)
+    with serve_app(create_app(engine, load_model=True, on_load_failure=on_load_failure)) as base:
+        assert failed.wait(60)
+        response = client.get(f"{base}/ready")
     assert response.status_code == 503 and response.json()["status"] == "failed"
     assert "failed to load" in response.json()["detail"] and len(failures) == 1
 

@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 from conftest import make_image, png_bytes
 
+from lychee_integrations.scoring import Scored, Scorer, ScoreRequest
+
 __all__ = [
     "LOOPBACK",
     "BrokenReranker",
@@ -187,13 +189,12 @@ def data_uri(img: Any) -> str:
     return "data:image/png;base64," + b64(img)
 
 
-class BrokenReranker:
-    """A reranker whose model fails with an unexpected error (a bug, a lost GPU...)."""
+class BrokenReranker(Scorer):
+    """A scorer whose model fails with an unexpected error (a bug, a lost GPU...) once a request is valid."""
 
-    model_name = "broken"
+    @property
+    def model_name(self) -> str:
+        return "broken"
 
-    def score(self, query: Any, documents: Any, **options: Any) -> list[float]:
-        raise RuntimeError("CUDA exploded: secret-internal-detail")
-
-    def rerank(self, query: Any, documents: Any, **options: Any) -> list[Any]:
+    def _score(self, request: ScoreRequest) -> Scored:
         raise RuntimeError("CUDA exploded: secret-internal-detail")

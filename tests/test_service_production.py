@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from service_helpers import BrokenReranker, serve_app
 
 from lychee_integrations.engine import LycheeReranker
+from lychee_integrations.scoring import Scored, Scorer, ScoreRequest
 from lychee_integrations.service import ServiceSettings, create_app, service_reranker
 from lychee_integrations.service.settings import default_served_name
 from lychee_integrations.testing import FakeScorer
@@ -117,7 +118,8 @@ def test_settings_hide_and_check_the_key() -> None:
 
 def test_usage_and_cohere_meta(keyed: str, client: httpx.Client, tiny_reranker: LycheeReranker) -> None:
     data = client.post(f"{keyed}/v1/rerank", json=RERANK_BODY, headers=AUTH).json()
-    _, tokens = tiny_reranker.score_with_usage(QUERY, TEXTS)
+    tokens = tiny_reranker.score_with_usage(QUERY, TEXTS).tokens
+    assert tokens is not None
     assert tokens > 0 and data["usage"] == {"total_tokens": tokens}
     assert data["meta"]["billed_units"] == {"search_units": 1, "input_tokens": tokens}
     assert data["meta"]["tokens"] == {"input_tokens": tokens}
@@ -127,9 +129,19 @@ def test_usage_and_cohere_meta(keyed: str, client: httpx.Client, tiny_reranker: 
     assert client.get(f"{keyed}/health").json()["model"] == "lychee-tiny"
 
 
+class UncountedScorer(Scorer):
+    """A scorer that cannot tell how many tokens it read (a remote server without usage, say)."""
+
+    @property
+    def model_name(self) -> str:
+        return "uncounted"
+
+    def _score(self, request: ScoreRequest) -> Scored:
+        return Scored([0.5] * len(request.documents), None, None)
+
+
 def test_usage_is_null_for_a_scorer_that_does_not_count(client: httpx.Client) -> None:
-    scorer = FakeScorer(lambda query, document, instruction: 0.5)
-    with serve_app(create_app(scorer)) as base:
+    with serve_app(create_app(UncountedScorer())) as base:
         data = client.post(f"{base}/v1/rerank", json=RERANK_BODY).json()
     assert data["usage"] is None and data["meta"]["billed_units"]["search_units"] == 1
     assert len(data["results"]) == len(TEXTS)

@@ -150,7 +150,12 @@ def test_patches_survive_their_pool_being_shut_down(tiny_checkpoint: Path) -> No
     pairs = engine.encode("a red square", documents)
     busy, release = threading.Event(), threading.Event()
     pool = ThreadPoolExecutor(max_workers=1)
-    pool.submit(lambda: (busy.set(), release.wait(60)))  # holds the pool's one worker
+
+    def hold() -> None:  # keeps the pool's one worker busy
+        busy.set()
+        release.wait(60)
+
+    pool.submit(hold)
     assert busy.wait(60)
     for pair in pairs[:2]:
         pair.images[0].prefetch(pool)  # queued behind the held worker

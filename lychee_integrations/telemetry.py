@@ -29,19 +29,9 @@ import logging
 import threading
 from collections.abc import Callable
 
-__all__ = ["EVENTS", "Listener", "add_listener", "emit"]
+__all__ = ["Listener", "add_listener", "emit"]
 
 logger = logging.getLogger(__name__)
-
-#: The event names the engine emits.
-EVENTS = (
-    "queue_wait_seconds",
-    "batch_pairs",
-    "batch_tokens",
-    "batch_seconds",
-    "pairs_scored",
-    "tokens_scored",
-)
 
 #: ``(event name, value) -> None``.
 Listener = Callable[[str, float], None]

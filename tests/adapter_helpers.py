@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from lychee_integrations.inputs import RerankInput
+from lychee_integrations.scoring import Scored, ScoreRequest
 from lychee_integrations.testing import FakeScorer
 
 TEXTS = ["alpha", "bravo", "charlie", "delta", "echo"]
@@ -19,3 +20,20 @@ def table_scorer(table: Mapping[str, float]) -> FakeScorer:
         return table[key]
 
     return FakeScorer(score)
+
+
+class RequestRecorder(FakeScorer):
+    """A :class:`FakeScorer` of the ``qwen3-vl`` family that also keeps each request as the adapter sent it.
+
+    :attr:`requests` holds the instruction before any default is applied (``None`` when the
+    adapter left it to the scorer); :attr:`calls` holds the instruction actually scored with.
+    The family is not Lychee's, so an adapter that filled in Lychee's default itself is caught.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(family="qwen3-vl")
+        self.requests: list[ScoreRequest] = []
+
+    def _score(self, request: ScoreRequest) -> Scored:
+        self.requests.append(request)
+        return super()._score(request)

@@ -190,18 +190,11 @@ def data_uri(img: Any) -> str:
 
 
 class BrokenReranker(Scorer):
-    """A reranker whose model fails with an unexpected error (a bug, a lost GPU...)."""
+    """A scorer whose model fails with an unexpected error (a bug, a lost GPU...) once a request is valid."""
 
-    model_name = "broken"  # type: ignore[assignment]
+    @property
+    def model_name(self) -> str:
+        return "broken"
 
     def _score(self, request: ScoreRequest) -> Scored:
         raise RuntimeError("CUDA exploded: secret-internal-detail")
-
-
-class UncountedScorer(Scorer):
-    """A backend that scores 0.5 and cannot count prompt tokens (``Scored.tokens`` is None)."""
-
-    model_name = "uncounted"  # type: ignore[assignment]
-
-    def _score(self, request: ScoreRequest) -> Scored:
-        return Scored([0.5] * len(request.documents), None, request.instruction)

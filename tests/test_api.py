@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -463,17 +464,25 @@ def test_oversize_body_is_refused(api: str, client: httpx.Client) -> None:
 
 
 def test_loopback_and_private_urls_are_refused_without_a_request(remote_api: str, client: httpx.Client) -> None:
+    """Each URL is refused by the address check (naming the address), not by a failed connection."""
     with CountingImageServer(png_bytes(make_image((200, 0, 0)))) as target:
-        for url in (
-            f"http://127.0.0.1:{target.port}/cat.png",
-            f"http://localhost:{target.port}/cat.png",
-            f"http://[::1]:{target.port}/cat.png",
-            "http://10.1.2.3/cat.png",
-            "http://169.254.169.254/latest/meta-data/",
+        for url, host, addresses in (
+            (f"http://127.0.0.1:{target.port}/cat.png", "127.0.0.1", {"127.0.0.1"}),
+            (f"http://localhost:{target.port}/cat.png", "localhost", {"127.0.0.1", "::1"}),
+            (f"http://[::1]:{target.port}/cat.png", "::1", {"::1"}),
+            ("http://10.1.2.3/cat.png", "10.1.2.3", {"10.1.2.3"}),
+            ("http://169.254.169.254/latest/meta-data/", "169.254.169.254", {"169.254.169.254"}),
         ):
             response = _post(client, f"{remote_api}/api/rerank", {"query": "q", "documents": [{"image": url}]})
             assert response.status_code == 400, (url, response.text)
-            assert "non-public address" in response.json()["detail"] or "cannot fetch" in response.json()["detail"]
+            detail = response.json()["detail"]
+            refusal = re.fullmatch(
+                rf"document 0: cannot fetch image URL {re.escape(url)}: refusing to fetch from "
+                rf"{re.escape(repr(host))}: it resolves to a non-public address \((?P<address>[^)]+)\)",
+                detail,
+            )
+            assert refusal is not None, (url, detail)
+            assert refusal["address"] in addresses, (url, detail)
         assert target.hits == 0
 
 

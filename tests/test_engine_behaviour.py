@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from conftest import make_image, png_bytes
+from engine_helpers import score_concurrently_while_busy
 
 from lychee_integrations import errors
 from lychee_integrations.engine import LycheeReranker
@@ -282,33 +283,13 @@ def test_progress_bar_is_opt_in(tiny_checkpoint: Path, capsys: pytest.CaptureFix
     assert "lychee rerank" in capsys.readouterr().err
 
 
-def test_concurrent_calls_are_combined_into_shared_batches(
-    tiny_reranker: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Calls that arrive while the model is busy run together, with unchanged scores."""
-    import logging
-    import time
-
+def test_concurrent_calls_are_combined_into_shared_batches(tiny_reranker: Any) -> None:
+    """Calls that arrive while the model is busy run together, in one run, with unchanged scores."""
     calls = [[f"document {i} about cats"] * (i + 1) for i in range(6)]
     expected = [tiny_reranker.score("cats", docs) for docs in calls]
-    runtime = tiny_reranker._get_runtime()
-    results: list[Any] = [None] * len(calls)
-
-    def work(i: int) -> None:
-        results[i] = tiny_reranker.score("cats", calls[i])
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(calls))]
-    with caplog.at_level(logging.DEBUG, logger="lychee_integrations.engine"):
-        with runtime._run_lock:  # the model is "busy": every call queues up behind it
-            for t in threads:
-                t.start()
-            deadline = time.monotonic() + 60
-            while len(runtime._queue) < len(calls) and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert len(runtime._queue) == len(calls)
-        for t in threads:
-            t.join(timeout=60)
-    assert f"combining {len(calls)} concurrent calls into 21 pairs" in caplog.text
+    encoded = [tiny_reranker.encode("cats", docs) for docs in calls]
+    results, runs = score_concurrently_while_busy(tiny_reranker, encoded)
+    assert runs == [21], runs  # one run of the model for the 6 calls' 21 pairs
     for got, want in zip(results, expected, strict=True):
         assert got == pytest.approx(want, abs=1e-5)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,20 +61,26 @@ def test_default_instruction_is_the_recipe_default() -> None:
     assert resolve_instruction() == DEFAULT_INSTRUCTION
 
 
-def test_templates_json_is_the_source_of_the_builtins() -> None:
+def _documented_templates() -> dict[str, tuple[str, str]]:
+    """The built-in templates as docs/templates.md tabulates them: name -> (description, instruction)."""
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "templates.md").read_text("utf-8")
+    section = docs.split("## Built-in templates", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([^`]+)` \| (.+?) \| (.+?) \|$", section, flags=re.MULTILINE)
+    return {name: (description, instruction) for name, description, instruction in rows}
+
+
+def test_templates_json_holds_exactly_the_documented_templates() -> None:
+    """templates.json, the registry built from it and the documented table agree, in order."""
     import lychee_integrations
 
+    documented = _documented_templates()
+    assert list(documented) == list(USE_CASES)
     data = json.loads((Path(lychee_integrations.__file__).parent / "templates.json").read_text("utf-8"))
-    assert {name: entry["instruction"] for name, entry in data.items()} == {
-        t.name: t.instruction for t in list_templates() if t.name in data
-    }
-
-
-def test_docs_list_every_builtin_template() -> None:
-    docs = (Path(__file__).resolve().parents[1] / "docs" / "templates.md").read_text("utf-8")
-    for name in USE_CASES:
-        template = get_template(name)
-        assert f"| `{name}` | {template.description} | {template.instruction} |" in docs
+    assert list(data) == list(documented)
+    assert {name: (e["description"], e["instruction"]) for name, e in data.items()} == documented
+    builtins = list_templates()[: len(documented)]
+    assert {t.name: (t.description, t.instruction) for t in builtins} == documented
+    assert [t.name for t in builtins] == list(documented)
 
 
 @pytest.mark.parametrize("task", USE_CASES)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adapter_helpers import SCORES, TEXTS, table_scorer
+from adapter_helpers import SCORES, TEXTS, RequestRecorder, table_scorer
 from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -31,6 +31,7 @@ from lychee_integrations.errors import (
 from lychee_integrations.inputs import RerankInput
 from lychee_integrations.instructions import DEFAULT_INSTRUCTION, get_template
 from lychee_integrations.langchain import DEFAULT_IMAGE_KEYS, LycheeRerank
+from lychee_integrations.recipes import get_recipe
 from lychee_integrations.results import RerankResult
 from lychee_integrations.testing import FakeScorer
 
@@ -157,15 +158,19 @@ def test_empty_input_returns_empty_without_scoring() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [
-        ({}, DEFAULT_INSTRUCTION),
+        ({}, None),
         ({"task": "knowledge_base_guide"}, get_template("knowledge_base_guide").instruction),
         ({"instruction": "Given a bug, retrieve the fix"}, "Given a bug, retrieve the fix"),
     ],
 )
-def test_instruction_reaches_the_scorer(kwargs: dict[str, Any], expected: str) -> None:
-    scorer = FakeScorer()
+def test_instruction_reaches_the_scorer(kwargs: dict[str, Any], expected: str | None) -> None:
+    """The adapter passes the configured instruction, or none: the scorer applies its own family's default."""
+    scorer = RequestRecorder()
     LycheeRerank(reranker=scorer, **kwargs).compress_documents(docs(), "alpha")
-    assert [call.instruction for call in scorer.calls] == [expected]
+    assert [request.instruction for request in scorer.requests] == [expected]
+    applied = get_recipe("qwen3-vl").default_instruction if expected is None else expected
+    assert applied != DEFAULT_INSTRUCTION
+    assert [call.instruction for call in scorer.calls] == [applied]
 
 
 def test_user_registered_task() -> None:
@@ -303,9 +308,13 @@ def test_rerank_accepts_image_and_mixed_queries_and_plain_inputs(images: dict[st
 
 
 def test_acompress_runs_off_the_event_loop() -> None:
+    """The scorer runs in a worker thread, and the event loop goes on while it waits."""
     release = threading.Event()
+    seen: dict[str, Any] = {}
 
     def blocking(query: RerankInput, document: RerankInput, instruction: str) -> float:
+        seen["thread"] = threading.get_ident()
+        seen["loop"].call_soon_threadsafe(seen["started"].set)  # handled only if the loop is free
         if not release.wait(timeout=10):
             raise TimeoutError("the event loop was blocked")
         return SCORES[document.text or ""]
@@ -313,13 +322,15 @@ def test_acompress_runs_off_the_event_loop() -> None:
     compressor = LycheeRerank(reranker=FakeScorer(blocking))
 
     async def main() -> list[Document]:
+        seen["loop"], seen["started"] = asyncio.get_running_loop(), asyncio.Event()
         task = asyncio.ensure_future(compressor.acompress_documents(docs(), "q"))
-        await asyncio.sleep(0.05)  # runs only if the loop is free while the scorer waits
+        await asyncio.wait_for(seen["started"].wait(), timeout=10)  # the scorer waits; the loop does not
         release.set()
         return list(await task)
 
     result = asyncio.run(main())
     assert [d.page_content for d in result] == expected_order(TEXTS)[:3]
+    assert seen["thread"] != threading.get_ident()  # not the event loop's thread
 
 
 def test_twenty_concurrent_acompress_calls() -> None:

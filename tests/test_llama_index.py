@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adapter_helpers import SCORES, TEXTS, table_scorer
+from adapter_helpers import SCORES, TEXTS, RequestRecorder, table_scorer
 from llama_index.core import VectorStoreIndex
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload, LlamaDebugHandler
@@ -43,6 +43,7 @@ from lychee_integrations.errors import ImageLoadError, InvalidInputError
 from lychee_integrations.inputs import RerankInput
 from lychee_integrations.instructions import DEFAULT_INSTRUCTION, get_template
 from lychee_integrations.llama_index import LycheeRerank
+from lychee_integrations.recipes import get_recipe
 from lychee_integrations.testing import FakeScorer
 
 
@@ -176,15 +177,19 @@ def test_empty_input_and_missing_query() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [
-        ({}, DEFAULT_INSTRUCTION),
+        ({}, None),
         ({"task": "visual_document"}, get_template("visual_document").instruction),
         ({"instruction": "Given a chart question, retrieve the chart"}, "Given a chart question, retrieve the chart"),
     ],
 )
-def test_instruction_reaches_the_scorer(kwargs: dict[str, Any], expected: str) -> None:
-    scorer = FakeScorer()
+def test_instruction_reaches_the_scorer(kwargs: dict[str, Any], expected: str | None) -> None:
+    """The adapter passes the configured instruction, or none: the scorer applies its own family's default."""
+    scorer = RequestRecorder()
     LycheeRerank(reranker=scorer, **kwargs).postprocess_nodes(scored_nodes(), query_str="q")
-    assert [c.instruction for c in scorer.calls] == [expected]
+    assert [request.instruction for request in scorer.requests] == [expected]
+    applied = get_recipe("qwen3-vl").default_instruction if expected is None else expected
+    assert applied != DEFAULT_INSTRUCTION
+    assert [call.instruction for call in scorer.calls] == [applied]
 
 
 # ----------------------------------------------------------------------------- node and query conversion
@@ -295,9 +300,13 @@ def test_callback_manager_is_read_at_call_time() -> None:
 
 
 def test_apostprocess_runs_off_the_event_loop() -> None:
+    """The scorer runs in a worker thread, and the event loop goes on while it waits."""
     release = threading.Event()
+    seen: dict[str, Any] = {}
 
     def blocking(query: RerankInput, document: RerankInput, instruction: str) -> float:
+        seen["thread"] = threading.get_ident()
+        seen["loop"].call_soon_threadsafe(seen["started"].set)  # handled only if the loop is free
         if not release.wait(timeout=10):
             raise TimeoutError("the event loop was blocked")
         return SCORES[document.text or ""]
@@ -305,12 +314,14 @@ def test_apostprocess_runs_off_the_event_loop() -> None:
     postprocessor = LycheeRerank(reranker=FakeScorer(blocking))
 
     async def main() -> list[NodeWithScore]:
+        seen["loop"], seen["started"] = asyncio.get_running_loop(), asyncio.Event()
         task = asyncio.ensure_future(postprocessor.apostprocess_nodes(scored_nodes(), query_str="q"))
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(seen["started"].wait(), timeout=10)  # the scorer waits; the loop does not
         release.set()
-        return await task
+        return list(await task)
 
     assert [n.node.get_content() for n in asyncio.run(main())] == expected_order(TEXTS)[:3]
+    assert seen["thread"] != threading.get_ident()  # not the event loop's thread
 
 
 def test_twenty_concurrent_apostprocess_calls(recorder: Recorder) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import make_image
+from engine_helpers import score_concurrently_while_busy
 
 from lychee_integrations.engine import LycheeReranker
 from lychee_integrations.engine.pairs import EncodedPair
@@ -157,27 +156,13 @@ def test_concurrent_calls_with_different_queries(rerankers: tuple[LycheeReranker
         ("short", ["lonely"], web),
     ]
     expected = [off.score(q, d, instruction=i) for q, d, i in calls]
-    pairs = [pair for q, d, i in calls for pair in on.encode(q, d, instruction=i)]
+    encoded = [on.encode(q, d, instruction=i) for q, d, i in calls]
+    pairs = [pair for call in encoded for pair in call]
     groups, _ = group_by_prefix(pairs, on._get_runtime().model.image_token_id)
     assert len(groups) >= 2
-    runtime = on._get_runtime()
-    results: list[Any] = [None] * len(calls)
-
-    def work(i: int) -> None:
-        query, docs, instruction = calls[i]
-        results[i] = on.score(query, docs, instruction=instruction)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(calls))]
     with TokenCounter(on) as counter:
-        with runtime._run_lock:  # the model is "busy": every call queues up behind it
-            for t in threads:
-                t.start()
-            deadline = time.monotonic() + 60
-            while len(runtime._queue) < len(calls) and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert len(runtime._queue) == len(calls)
-        for t in threads:
-            t.join(timeout=120)
+        results, runs = score_concurrently_while_busy(on, encoded)
+    assert runs == [len(pairs)], runs  # the calls ran together
     for got, want in zip(results, expected, strict=True):
         assert got == pytest.approx(want, abs=1e-5)
     # One prefix pass per group, and the run read far fewer tokens than the pairs hold.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from unittest.mock import patch
 
@@ -71,7 +72,8 @@ def test_engine_scores_and_errors_do_not_depend_on_workers(tiny_checkpoint: Path
 def test_planned_grid_is_the_processors_own(tiny_reranker: LycheeReranker, width: int, height: int) -> None:
     from PIL import Image
 
-    encoder = tiny_reranker._get_runtime().encoder
+    runtime = tiny_reranker._get_runtime()
+    encoder, processor = runtime.encoder, runtime.model.processor
     image = Image.new("RGB", (width, height), (width % 256, height % 256, 7))
     try:
         features = encoder.encode_image(image)
@@ -79,7 +81,7 @@ def test_planned_grid_is_the_processors_own(tiny_reranker: LycheeReranker, width
         assert max(width, height) / min(width, height) > 200  # the only size the processor refuses
         assert "aspect ratio" in str(exc)
         return
-    expected = encoder._processor.image_processor(images=[image], return_tensors="pt")
+    expected = processor.image_processor(images=[image], return_tensors="pt")
     assert not features.is_ready  # nothing made yet
     assert features.grid_thw.tolist() == expected["image_grid_thw"].tolist()
     assert features.n_tokens == int(expected["image_grid_thw"].prod()) // 4
@@ -88,12 +90,13 @@ def test_planned_grid_is_the_processors_own(tiny_reranker: LycheeReranker, width
 
 def test_planned_grid_is_the_processors_own_on_qwen3_vl(tiny_qwen3_vl_checkpoint: Path) -> None:
     engine = LycheeReranker(str(tiny_qwen3_vl_checkpoint), device="cpu", dtype="float32").load()
-    encoder = engine._get_runtime().encoder
+    runtime = engine._get_runtime()
+    encoder, processor = runtime.encoder, runtime.model.processor
     for size in [(1, 1), (33, 2000), (640, 480), (3000, 17)]:
         image = make_image((10, 200, 30), size)
         features = encoder.encode_image(image)  # type: ignore[arg-type]
         prepared = encoder.recipe.prepare_image(image, encoder.min_pixels, encoder.max_pixels)  # type: ignore[misc]
-        expected = encoder._processor.image_processor(images=[prepared], do_resize=False, return_tensors="pt")
+        expected = processor.image_processor(images=[prepared], do_resize=False, return_tensors="pt")
         assert features.grid_thw.tolist() == expected["image_grid_thw"].tolist(), size
         assert torch.equal(features.pixel_values, expected["pixel_values"])
 
@@ -111,7 +114,7 @@ def test_patches_are_made_in_the_pool_ahead_of_the_batches(tiny_checkpoint: Path
     pooled = LycheeReranker(str(tiny_checkpoint), device="cpu", dtype="float32", preprocess_workers=3, batch_size=2)
     serial = LycheeReranker(str(tiny_checkpoint), device="cpu", dtype="float32", preprocess_workers=1, batch_size=2)
     pairs = pooled.encode("a red square", documents)
-    processor_class = type(pooled._get_runtime().encoder._processor.image_processor)
+    processor_class = type(pooled._get_runtime().model.processor.image_processor)
     original = processor_class.__call__
 
     def spy(self: object, *args: object, **kwargs: object) -> object:
@@ -141,14 +144,24 @@ def test_stage_times_are_logged_per_call(tiny_reranker: LycheeReranker, caplog: 
 
 
 def test_patches_survive_their_pool_being_shut_down(tiny_checkpoint: Path) -> None:
-    """Pairs encoded by an engine that is then unloaded still score (patches made on use)."""
+    """Patches whose pool was shut down (cancelled, or refused) are made on use; an unloaded engine's pairs score."""
     engine = LycheeReranker(str(tiny_checkpoint), device="cpu", dtype="float32", preprocess_workers=2)
     documents: list[object] = [{"image": make_image((i * 40, 10, 10), (48 + 8 * i, 40))} for i in range(4)]
     pairs = engine.encode("a red square", documents)
-    pool = engine._get_runtime()._patch_pool
-    assert pool is not None
+    busy, release = threading.Event(), threading.Event()
+    pool = ThreadPoolExecutor(max_workers=1)
+
+    def hold() -> None:  # keeps the pool's one worker busy
+        busy.set()
+        release.wait(60)
+
+    pool.submit(hold)
+    assert busy.wait(60)
     for pair in pairs[:2]:
-        pair.images[0].prefetch(pool)
-    engine.unload()  # shuts the pool down, cancelling what has not started
+        pair.images[0].prefetch(pool)  # queued behind the held worker
+    pool.shutdown(wait=False, cancel_futures=True)  # cancels them
+    release.set()
     pairs[3].images[0].prefetch(pool)  # refused by the closed pool: made on use
+    assert [pair.images[0].is_ready for pair in pairs] == [True, True, False, False]  # cancelled: still "under way"
+    engine.unload()
     assert engine.score_encoded(pairs) == pytest.approx(engine.score("a red square", documents), abs=1e-6)

@@ -14,9 +14,10 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from service_helpers import BrokenReranker, UncountedScorer, serve_app
+from service_helpers import BrokenReranker, serve_app
 
 from lychee_integrations.engine import LycheeReranker
+from lychee_integrations.scoring import Scored, Scorer, ScoreRequest
 from lychee_integrations.service import ServiceSettings, create_app, service_reranker
 from lychee_integrations.service.settings import default_served_name
 from lychee_integrations.testing import FakeScorer
@@ -118,6 +119,7 @@ def test_settings_hide_and_check_the_key() -> None:
 def test_usage_and_cohere_meta(keyed: str, client: httpx.Client, tiny_reranker: LycheeReranker) -> None:
     data = client.post(f"{keyed}/v1/rerank", json=RERANK_BODY, headers=AUTH).json()
     tokens = tiny_reranker.score_with_usage(QUERY, TEXTS).tokens
+    assert tokens is not None
     assert tokens > 0 and data["usage"] == {"total_tokens": tokens}
     assert data["meta"]["billed_units"] == {"search_units": 1, "input_tokens": tokens}
     assert data["meta"]["tokens"] == {"input_tokens": tokens}
@@ -125,6 +127,17 @@ def test_usage_and_cohere_meta(keyed: str, client: httpx.Client, tiny_reranker: 
     native = client.post(f"{keyed}/api/rerank", json=RERANK_BODY, headers=AUTH).json()
     assert native["model"] == "lychee-tiny"
     assert client.get(f"{keyed}/health").json()["model"] == "lychee-tiny"
+
+
+class UncountedScorer(Scorer):
+    """A scorer that cannot tell how many tokens it read (a remote server without usage, say)."""
+
+    @property
+    def model_name(self) -> str:
+        return "uncounted"
+
+    def _score(self, request: ScoreRequest) -> Scored:
+        return Scored([0.5] * len(request.documents), None, None)
 
 
 def test_usage_is_null_for_a_scorer_that_does_not_count(client: httpx.Client) -> None:
@@ -249,10 +262,14 @@ class GatedReranker(LycheeReranker):
     """The real engine whose load waits for a gate, so that a test sees the loading phase."""
 
     gate = threading.Event()
+    loaded = threading.Event()
 
     def load(self) -> LycheeReranker:
         assert self.gate.wait(60)
-        return super().load()
+        try:
+            return super().load()
+        finally:
+            self.loaded.set()
 
 
 def test_ready_is_503_until_the_model_is_loaded(tiny_checkpoint: Path, client: httpx.Client) -> None:
@@ -271,11 +288,8 @@ def test_ready_is_503_until_the_model_is_loaded(tiny_checkpoint: Path, client: h
         metrics = _samples(client.get(f"{base}/metrics").text)
         assert _value(metrics, "lychee_model_loaded") == 0
         GatedReranker.gate.set()
-        for _ in range(200):
-            ready = client.get(f"{base}/ready")
-            if ready.status_code == 200:
-                break
-            threading.Event().wait(0.05)
+        assert GatedReranker.loaded.wait(60)
+        ready = client.get(f"{base}/ready")
         assert ready.status_code == 200 and ready.json()["model_loaded"] is True
         assert _value(_samples(client.get(f"{base}/metrics").text), "lychee_model_loaded") == 1
         assert client.post(f"{base}/v1/rerank", json=RERANK_BODY).status_code == 200
@@ -283,13 +297,16 @@ def test_ready_is_503_until_the_model_is_loaded(tiny_checkpoint: Path, client: h
 
 def test_ready_reports_a_failed_load(tmp_path: Path, client: httpx.Client) -> None:
     failures: list[BaseException] = []
+    failed = threading.Event()
+
+    def on_load_failure(exc: BaseException) -> None:
+        failures.append(exc)
+        failed.set()
+
     engine = service_reranker(ServiceSettings(), model=str(tmp_path), device="cpu")  # not a checkpoint
-    with serve_app(create_app(engine, load_model=True, on_load_failure=failures.append)) as base:
-        for _ in range(200):
-            response = client.get(f"{base}/ready")
-            if response.json()["status"] != "loading":
-                break
-            threading.Event().wait(0.05)
+    with serve_app(create_app(engine, load_model=True, on_load_failure=on_load_failure)) as base:
+        assert failed.wait(60)
+        response = client.get(f"{base}/ready")
     assert response.status_code == 503 and response.json()["status"] == "failed"
     assert "failed to load" in response.json()["detail"] and len(failures) == 1
 

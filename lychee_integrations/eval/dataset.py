@@ -51,16 +51,6 @@ class Dataset:
     queries: dict[str, Document]
     qrels: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    @property
-    def name(self) -> str:
-        """The dataset directory's name."""
-        return self.root.name
-
-    @property
-    def has_images(self) -> bool:
-        """Whether any corpus document is an image."""
-        return any(doc.image is not None for doc in self.corpus.values())
-
 
 def _text(path: Path, line: int, record: dict[str, Any], key: str) -> str:
     value = record.get(key, "")

@@ -78,9 +78,3 @@ class ModelState:
 
         self._thread = threading.Thread(target=run, name="lychee-model-load", daemon=True)
         self._thread.start()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the background load; returns whether the state is ``ready``."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return self.state == "ready"

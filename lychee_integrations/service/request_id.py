@@ -23,7 +23,6 @@ __all__ = [
     "SCOPE_KEY",
     "RequestIdMiddleware",
     "bound_request_id",
-    "current_request_id",
     "install_log_records",
 ]
 
@@ -36,11 +35,6 @@ _current: contextvars.ContextVar[str] = contextvars.ContextVar("lychee_request_i
 #: Where the id is also kept in the ASGI scope, for code that runs outside the request's context
 #: (Starlette answers unhandled exceptions in its outermost middleware).
 SCOPE_KEY = "lychee.request_id"
-
-
-def current_request_id() -> str:
-    """Return the id of the request being served, ``"-"`` outside a request."""
-    return _current.get()
 
 
 @contextlib.contextmanager

@@ -143,16 +143,20 @@ class LycheeRerank(RerankerFields, BaseDocumentCompressor):
             return list(value) if isinstance(value, (list, tuple)) else [value]
         return []
 
-    def rerank(self, documents: Sequence[Document | InputLike], query: InputLike) -> list[RerankResult]:
-        """Score every document; return each one's index and score, best first.
+    def rerank(
+        self, documents: Sequence[Document | InputLike], query: InputLike, *, top_n: int | None = -1
+    ) -> list[RerankResult]:
+        """Score every document; return each one's index and score, best first (langchain-cohere's call).
 
-        Ignores ``top_n`` and ``score_threshold``: every document is returned.
+        Ignores the compressor's ``top_n`` and ``score_threshold``: the ``top_n`` given here
+        applies (``-1`` or ``None``: every document, as in langchain-cohere).
 
         Args:
             documents: LangChain documents, or any input the engine reads (text, image,
                 ``{"text": ..., "image": ...}``).
             query: Text, an image (PIL image, bytes, Path), ``{"text": ..., "image": ...}``
                 or ``RerankInput``.
+            top_n: Keep the best ``top_n``; ``-1`` or ``None`` keeps all.
 
         Returns:
             One :class:`~lychee_integrations.results.RerankResult` per document, best first.
@@ -169,9 +173,9 @@ class LycheeRerank(RerankerFields, BaseDocumentCompressor):
         if not documents:
             return []
         inputs = [self._document_input(doc, i) for i, doc in enumerate(documents)]
-        return self.scorer.rerank(
-            to_rerank_input(query, item="query"), inputs, task=self.task, instruction=self.instruction
-        )
+        keep = None if top_n is None or top_n == -1 else top_n
+        query_input = to_rerank_input(query, item="query")
+        return self.scorer.rerank(query_input, inputs, task=self.task, instruction=self.instruction, top_n=keep)
 
     def compress_documents(
         self,

@@ -20,7 +20,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from typing_extensions import Self
 
@@ -290,6 +290,76 @@ class Scorer(ABC):
         """Like :meth:`rerank`, without blocking the event loop."""
         rank([], top_n)
         return rank(await self.ascore(query, documents, instruction=instruction, task=task), top_n)
+
+    def predict(
+        self,
+        pairs: Sequence[tuple[InputLike, InputLike]],
+        *,
+        instruction: str | None = None,
+        task: str | None = None,
+    ) -> list[float]:
+        """Score ``(query, document)`` pairs of several queries in one call (``CrossEncoder.predict``'s shape).
+
+        Pairs that share a query (by equality, for hashable queries such as text) are scored in one
+        call, so the engine reuses their prefix. Scores come back in the pairs' order, as a list.
+
+        Raises:
+            ConfigurationError: ``pairs`` is not a list of 2-item pairs; see :meth:`score` for the rest.
+            InvalidInputError: As :meth:`score`; ``document N`` counts within the pairs of its query.
+
+        Example:
+            >>> from lychee_integrations.testing import FakeScorer
+            >>> FakeScorer().predict([("red car", "a red car"), ("banana", "a red car"), ("red car", "a bus")])
+            [1.0, 0.0, 0.0]
+
+        """
+        if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence):
+            raise ConfigurationError(f"pairs must be a list of (query, document) pairs, not {type(pairs).__name__}")
+        groups: dict[object, list[int]] = {}
+        for i, pair in enumerate(pairs):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ConfigurationError(f"pair {i} must be a (query, document) pair, got {pair!r}")
+            try:
+                key: object = ("value", pair[0], hash(pair[0]))
+            except TypeError:
+                key = ("position", i)
+            groups.setdefault(key, []).append(i)
+        scores = [0.0] * len(pairs)
+        for indices in groups.values():
+            query = pairs[indices[0]][0]
+            got = self.score(query, [pairs[i][1] for i in indices], instruction=instruction, task=task)
+            for i, value in zip(indices, got, strict=True):
+                scores[i] = value
+        return scores
+
+    def rank(
+        self,
+        query: InputLike,
+        documents: Sequence[InputLike],
+        *,
+        top_k: int | None = None,
+        return_documents: bool = False,
+        instruction: str | None = None,
+        task: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Rank documents in sentence-transformers' ``CrossEncoder.rank`` shape.
+
+        Returns:
+            ``{"corpus_id": index, "score": score}`` per document, best first, at most ``top_k``
+            (``None``: all); with ``return_documents``, also ``"text"`` (the document as given).
+
+        Example:
+            >>> from lychee_integrations.testing import FakeScorer
+            >>> FakeScorer().rank("red car", ["a bus", "a red car"], top_k=1, return_documents=True)
+            [{'corpus_id': 1, 'score': 1.0, 'text': 'a red car'}]
+
+        """
+        ranked = self.rerank(query, documents, instruction=instruction, task=task, top_n=top_k)
+        rows: list[dict[str, Any]] = [{"corpus_id": r.index, "score": r.score} for r in ranked]
+        if return_documents:
+            for row in rows:
+                row["text"] = documents[row["corpus_id"]]
+        return rows
 
     def score_request(self, request: ScoreRequest) -> Scored:
         """Score a request built by :meth:`request` (for callers that also read the coerced inputs).

@@ -502,3 +502,11 @@ def test_tiny_checkpoint_unreadable_images_raise_naming_the_document(
     assert [index for index, _ in many.value.problems] == [1, 2]
     with pytest.raises(InvalidInputError, match="query: is empty"):
         compressor.compress_documents(documents[:1], "")
+
+
+def test_rerank_takes_langchain_coheres_top_n() -> None:
+    compressor = LycheeRerank(reranker=table_scorer(SCORES), top_n=1)
+    order = [TEXTS.index(t) for t in expected_order(TEXTS)]
+    assert [r.index for r in compressor.rerank(docs(), "q", top_n=2)] == order[:2]
+    assert [r.index for r in compressor.rerank(docs(), "q", top_n=-1)] == order
+    assert [r.index for r in compressor.rerank(docs(), "q")] == order

@@ -133,3 +133,26 @@ def test_a_scorers_own_registry_resolves_task() -> None:
     assert fake.calls[-1].instruction == "Find mine"
     with pytest.raises(ConfigurationError):
         FakeScorer().score("q", ["a"], task="mine")
+
+
+def test_predict_scores_pairs_of_several_queries_in_their_order() -> None:
+    fake = FakeScorer()
+    pairs = [("red car", "a red car"), ("banana", "a banana split"), ("red car", "a bus"), ({"text": "x"}, "x")]
+    assert fake.predict(pairs) == [1.0, 1.0, 0.0, 1.0]
+    queries = [call.query.text for call in fake.calls]
+    assert queries == ["red car", "banana", "x"]  # one call per distinct query, the first pairs of "red car" together
+    assert [len(call.documents) for call in fake.calls] == [2, 1, 1]
+    with pytest.raises(ConfigurationError, match="pair 1"):
+        fake.predict([("q", "d"), ("q",)])  # type: ignore[list-item]
+
+
+def test_rank_has_sentence_transformers_shape() -> None:
+    scorer = Recording([0.2, 0.9, 0.5])
+    assert scorer.rank("q", ["a", "b", "c"]) == [
+        {"corpus_id": 1, "score": 0.9},
+        {"corpus_id": 2, "score": 0.5},
+        {"corpus_id": 0, "score": 0.2},
+    ]
+    assert scorer.rank("q", ["a", "b", "c"], top_k=1, return_documents=True) == [
+        {"corpus_id": 1, "score": 0.9, "text": "b"}
+    ]

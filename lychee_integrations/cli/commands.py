@@ -40,10 +40,12 @@ logger = logging.getLogger(__name__)
 
 
 def _reranker(args: argparse.Namespace, **extra: Any) -> LycheeReranker:
-    from transformers.utils import logging as transformers_logging
-
     from lychee_integrations.config import default_model
     from lychee_integrations.engine import LycheeReranker
+    from lychee_integrations.engine.facade import require_engine
+
+    require_engine()  # a clear error naming the [engine] extra, before transformers is imported
+    from transformers.utils import logging as transformers_logging
 
     if not args.verbose:
         transformers_logging.disable_progress_bar()  # keep the ranking table clean
@@ -135,6 +137,9 @@ def cmd_templates(args: argparse.Namespace) -> int:
 
 def cmd_build_tiny(args: argparse.Namespace) -> int:
     """Build a tiny offline checkpoint of the real architecture."""
+    from lychee_integrations.engine.facade import require_engine
+
+    require_engine()
     from lychee_integrations.tiny import REAL_VOCAB_SIZE, build_tiny_checkpoint
 
     if args.path.exists() and not args.path.is_dir():
@@ -194,10 +199,16 @@ _LOG_FORMAT = "%(levelname)s %(name)s [%(request_id)s]: %(message)s"
 
 def _start(args: argparse.Namespace, *, ui: bool) -> int:
     from lychee_integrations._deps import require
+
+    # The extra first, named: [server] for the API, [ui] for the page (it includes [server]); the engine's follows.
+    extra = "ui" if ui else "server"
+    uvicorn = require("uvicorn", extra)
+    require("fastapi", extra)
+    if ui:
+        require("gradio", extra)
     from lychee_integrations.service import service_reranker
     from lychee_integrations.service.request_id import install_log_records
 
-    uvicorn = require("uvicorn", "server")
     settings = _settings(args)
     reranker = service_reranker(
         settings,

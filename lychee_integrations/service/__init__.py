@@ -1,4 +1,4 @@
-"""The HTTP rerank API and the web page (extra ``server``: FastAPI, uvicorn, Gradio).
+"""The HTTP rerank API (extra ``server``: FastAPI, uvicorn) and the web page (extra ``ui``: Gradio).
 
 * :func:`create_app`: the FastAPI application (``/api/rerank``, ``/v1/rerank``, ``/health``).
 * :func:`create_ui_app`: the Gradio web page, alone or mounted on the API.

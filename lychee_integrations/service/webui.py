@@ -28,7 +28,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 from lychee_integrations._deps import require
 
-gr = require("gradio", "server")
+gr = require("gradio", "ui")
 require("fastapi", "server")
 
 from fastapi import FastAPI  # noqa: E402

@@ -17,6 +17,8 @@ Example:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from pydantic import Field
 from lychee_integrations._adapter import RerankerFields
 from lychee_integrations.errors import InvalidInputError
 from lychee_integrations.inputs import ImageLike, RerankInput, to_rerank_input
+from lychee_integrations.results import RerankResult
 
 __all__ = ["LycheeRerank"]
 
@@ -137,6 +140,22 @@ class LycheeRerank(RerankerFields, BaseNodePostprocessor):
             EventPayload.TOP_K: top_n,
         }
 
+    @contextmanager
+    def _reranking(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle
+    ) -> Iterator[Callable[[list[RerankResult]], list[NodeWithScore]]]:
+        """LlamaIndex's reranking events around one call; yields what turns results into scored nodes."""
+        reranked: list[NodeWithScore] = []
+        with self.callback_manager.event(CBEventType.RERANKING, payload=self._events(nodes, query_bundle)) as event:
+
+            def finish(results: list[RerankResult]) -> list[NodeWithScore]:
+                reranked.extend(self._with_score(nodes[r.index], r.score) for r in results)
+                event.on_end(payload={EventPayload.NODES: reranked})
+                return reranked
+
+            yield finish
+        dispatcher.event(ReRankEndEvent(nodes=reranked))
+
     def _postprocess_nodes(
         self,
         nodes: list[NodeWithScore],
@@ -145,12 +164,8 @@ class LycheeRerank(RerankerFields, BaseNodePostprocessor):
         query, documents = self._inputs(nodes, query_bundle)
         if not nodes or query_bundle is None:
             return []
-        with self.callback_manager.event(CBEventType.RERANKING, payload=self._events(nodes, query_bundle)) as event:
-            results = self._rank(query, documents, self.top_n)
-            reranked = [self._with_score(nodes[r.index], r.score) for r in results]
-            event.on_end(payload={EventPayload.NODES: reranked})
-        dispatcher.event(ReRankEndEvent(nodes=reranked))
-        return reranked
+        with self._reranking(nodes, query_bundle) as finish:
+            return finish(self._rank(query, documents, self.top_n))
 
     async def _apostprocess_nodes(
         self,
@@ -161,12 +176,8 @@ class LycheeRerank(RerankerFields, BaseNodePostprocessor):
         query, documents = self._inputs(nodes, query_bundle)
         if not nodes or query_bundle is None:
             return []
-        with self.callback_manager.event(CBEventType.RERANKING, payload=self._events(nodes, query_bundle)) as event:
-            results = await self._arank(query, documents, self.top_n)
-            reranked = [self._with_score(nodes[r.index], r.score) for r in results]
-            event.on_end(payload={EventPayload.NODES: reranked})
-        dispatcher.event(ReRankEndEvent(nodes=reranked))
-        return reranked
+        with self._reranking(nodes, query_bundle) as finish:
+            return finish(await self._arank(query, documents, self.top_n))
 
 
 def _node_images(node: BaseNode) -> tuple[ImageLike, ...]:

@@ -103,8 +103,10 @@ def main() -> None:
                 vocab_size=REAL_VOCAB_SIZE,
                 preset=SEVEN_B if args.preset == "7b" else args.preset,
                 dtype=dtype_name,
+                real_tokenizer=True,
             )
-            print(f"built {args.preset} checkpoint (vocab {REAL_VOCAB_SIZE}) in {time.perf_counter() - start:.1f}s")
+            elapsed = time.perf_counter() - start
+            print(f"built {args.preset} checkpoint (real tokenizer, vocab {REAL_VOCAB_SIZE}) in {elapsed:.1f}s")
         query, docs = workload(args.modality, args.docs)
 
         t_ref, ref_scores, ref_mem = measure_reference(path, device, dtype_name, query, docs, args.repeat)

@@ -144,6 +144,7 @@ def main() -> None:
                 preset=SEVEN_B if args.preset == "7b" else args.preset,
                 vocab_size=vocab,
                 dtype=dtype,
+                real_tokenizer=True,
             )
         for mode in modes:
             label = "+".join(str(v) for v in mode.values())

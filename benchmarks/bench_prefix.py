@@ -54,7 +54,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     names = list(WORKLOADS) if args.workload == "all" else [args.workload]
     with tempfile.TemporaryDirectory() as tmp:
-        path = build_tiny_checkpoint(Path(tmp) / "small", preset="small")
+        path = build_tiny_checkpoint(Path(tmp) / "small", preset="small", real_tokenizer=True)
         on = LycheeReranker(model=str(path), device="cpu", dtype="float32").load()
         off = LycheeReranker(model=str(path), device="cpu", dtype="float32", prefix_reuse=False).load()
         reference = None if args.skip_reference else RecipeReference(path)

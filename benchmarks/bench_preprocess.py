@@ -53,7 +53,9 @@ def main() -> None:
     query, documents, instruction = image_documents_workload(args.docs, args.size)
     with tempfile.TemporaryDirectory() as tmp:
         path = (
-            Path(args.checkpoint) if args.checkpoint else build_tiny_checkpoint(Path(tmp) / "ckpt", preset=args.preset)
+            Path(args.checkpoint)
+            if args.checkpoint
+            else build_tiny_checkpoint(Path(tmp) / "ckpt", preset=args.preset, real_tokenizer=True)
         )
         engine = LycheeReranker(model=str(path), device=device, dtype=dtype).load()
         runtime = engine._get_runtime()

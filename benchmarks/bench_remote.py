@@ -64,7 +64,11 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(args.checkpoint) if args.checkpoint else build_tiny_checkpoint(Path(tmp) / "small", preset="small")
+        path = (
+            Path(args.checkpoint)
+            if args.checkpoint
+            else build_tiny_checkpoint(Path(tmp) / "small", preset="small", real_tokenizer=True)
+        )
         engine = LycheeReranker(model=str(path), device=args.device, dtype=args.dtype)
         port = free_port()
         serve = ["serve", "--model", str(path), "--port", str(port), "--device", args.device, "--dtype", args.dtype]

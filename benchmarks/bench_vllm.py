@@ -86,7 +86,9 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as tmp:
         path = (
-            Path(args.checkpoint) if args.checkpoint else build_tiny_checkpoint(Path(tmp) / "ckpt", preset=args.preset)
+            Path(args.checkpoint)
+            if args.checkpoint
+            else build_tiny_checkpoint(Path(tmp) / "ckpt", preset=args.preset, real_tokenizer=True)
         )
         engine = LycheeReranker(model=str(path), device=device, dtype=dtype)
         threads = torch.get_num_threads()

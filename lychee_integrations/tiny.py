@@ -258,13 +258,15 @@ def _tiny_tokenizer() -> Any:
     return tokenizer
 
 
-def _build_tiny_qwen3_vl(out: Path, vocab_size: int | None, seed: int, dtype: str) -> Path:
+def _build_tiny_qwen3_vl(
+    out: Path, vocab_size: int | None, seed: int, dtype: str, *, real_tokenizer: bool = False
+) -> Path:
     import torch
     from transformers import Qwen3VLForConditionalGeneration, Qwen3VLProcessor
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
     from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
 
-    tokenizer = _tiny_tokenizer()
+    tokenizer, chat_template, vocab_size = _tokenizer_for("qwen3-vl", real_tokenizer, vocab_size)
     processor = Qwen3VLProcessor(
         image_processor=Qwen2VLImageProcessor(
             patch_size=16,
@@ -274,7 +276,7 @@ def _build_tiny_qwen3_vl(out: Path, vocab_size: int | None, seed: int, dtype: st
         ),
         tokenizer=tokenizer,
         video_processor=Qwen3VLVideoProcessor(patch_size=16, merge_size=2, temporal_patch_size=2),
-        chat_template=QWEN3_VL_CHAT_TEMPLATE,
+        chat_template=chat_template,
     )
     ids: dict[str, int] = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in _SPECIAL_TOKENS}
     n_vocab = vocab_size if vocab_size is not None else len(tokenizer)
@@ -297,6 +299,7 @@ def build_tiny_checkpoint(
     preset: str | dict[str, Any] = "tiny",
     seed: int = 0,
     dtype: str = "float32",
+    real_tokenizer: bool = False,
 ) -> Path:
     """Build and save a random Lychee-architecture checkpoint for offline use.
 
@@ -319,12 +322,18 @@ def build_tiny_checkpoint(
         family: ``"lychee"`` (Qwen2.5-VL) or ``"qwen3-vl"`` (a tiny
             ``Qwen3VLForConditionalGeneration`` with a Qwen3-VL processor, patch 16, merge 2;
             ``preset`` must be ``"tiny"``).
+        real_tokenizer: Use the real Qwen tokenizer of the family (151,643 BPE ranks, its added
+            and special tokens, the official chat template; :mod:`lychee_integrations.real_vocab`,
+            the ``[real-vocab]`` extra) instead of the small toy one, and by default an embedding
+            of the real width (152064 rows; 151936 for ``qwen3-vl``). Prompts then tokenize, id
+            for id, like the real model's.
 
     Returns:
         The directory, ready for ``LycheeReranker(model=str(path))``.
 
     Raises:
         ValueError: An unknown family or preset, or a vocabulary smaller than the tokenizer.
+        MissingDependencyError: ``real_tokenizer`` without the ``[real-vocab]`` extra.
 
     """
     if family not in FAMILIES:
@@ -334,7 +343,7 @@ def build_tiny_checkpoint(
             raise ValueError(f"family 'qwen3-vl' has only the 'tiny' preset, not {preset!r}")
         target = Path(path)
         target.mkdir(parents=True, exist_ok=True)
-        return _build_tiny_qwen3_vl(target, vocab_size, seed, dtype)
+        return _build_tiny_qwen3_vl(target, vocab_size, seed, dtype, real_tokenizer=real_tokenizer)
     if isinstance(preset, str) and preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
     import torch
@@ -345,7 +354,7 @@ def build_tiny_checkpoint(
 
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = _tiny_tokenizer()
+    tokenizer, chat_template, vocab_size = _tokenizer_for("lychee", real_tokenizer, vocab_size)
 
     image_processor = Qwen2VLImageProcessor(min_pixels=4 * 28 * 28, max_pixels=1280 * 28 * 28)
     video_processor = Qwen2VLVideoProcessor()
@@ -353,7 +362,7 @@ def build_tiny_checkpoint(
         image_processor=image_processor,
         tokenizer=tokenizer,
         video_processor=video_processor,
-        chat_template=QWEN2_VL_CHAT_TEMPLATE,
+        chat_template=chat_template,
     )
 
     ids: dict[str, int] = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in _SPECIAL_TOKENS}  # type: ignore[misc]
@@ -371,6 +380,21 @@ def build_tiny_checkpoint(
     processor.save_pretrained(out)
     logger.info("built tiny Lychee checkpoint at %s (transformers %s)", out, transformers.__version__)
     return out
+
+
+def _tokenizer_for(family: str, real_tokenizer: bool, vocab_size: int | None) -> tuple[Any, str, int | None]:
+    """Return the tokenizer, chat template and default vocabulary size of a family: toy or real."""
+    if not real_tokenizer:
+        template = QWEN3_VL_CHAT_TEMPLATE if family == "qwen3-vl" else QWEN2_VL_CHAT_TEMPLATE
+        return _tiny_tokenizer(), template, vocab_size
+    from lychee_integrations import real_vocab
+
+    tokenizer = real_vocab.real_qwen_tokenizer(family)
+    if family == "qwen3-vl":
+        default, template = real_vocab.QWEN3_VL_VOCAB_SIZE, real_vocab.QWEN3_VL_CHAT_TEMPLATE
+    else:
+        default, template = real_vocab.QWEN2_5_VL_VOCAB_SIZE, QWEN2_VL_CHAT_TEMPLATE
+    return tokenizer, template, default if vocab_size is None else vocab_size
 
 
 def _spread_weights(model: Any) -> None:

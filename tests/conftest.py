@@ -79,3 +79,39 @@ def tiny_qwen3_vl_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from lychee_integrations.tiny import build_tiny_checkpoint
 
     return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny-qwen3-vl"), family="qwen3-vl")
+
+
+def _require_real_vocab() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("dashscope") is None:
+        pytest.skip("the real Qwen vocabulary needs the real-vocab extra (dashscope)")
+
+
+@pytest.fixture(scope="session")
+def real_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Qwen2.5-VL checkpoint with the real Qwen tokenizer, chat template and 152064-row embedding."""
+    from lychee_integrations.tiny import build_tiny_checkpoint
+
+    _require_real_vocab()
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("real-lychee"), real_tokenizer=True)
+
+
+@pytest.fixture(scope="session")
+def real_reranker(real_checkpoint: Path) -> Iterator[LycheeReranker]:
+    """A loaded LycheeReranker on the real-vocabulary checkpoint (fp32, CPU, prefix reuse on)."""
+    from lychee_integrations.engine import LycheeReranker
+
+    reranker = LycheeReranker(model=str(real_checkpoint), device="cpu", dtype="float32")
+    reranker.load()
+    yield reranker
+    reranker.unload()
+
+
+@pytest.fixture(scope="session")
+def real_qwen3_vl_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Qwen3-VL-Reranker-architecture checkpoint with Qwen3-VL's real tokenizer and chat template."""
+    from lychee_integrations.tiny import build_tiny_checkpoint
+
+    _require_real_vocab()
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("real-qwen3-vl"), family="qwen3-vl", real_tokenizer=True)

@@ -150,6 +150,7 @@ def cmd_build_tiny(args: argparse.Namespace) -> int:
         seed=args.seed,
         preset=args.preset,
         vocab_size=REAL_VOCAB_SIZE if args.real_vocab else None,
+        real_tokenizer=args.real_tokenizer,
     )
     print(f"built a tiny offline {args.family} checkpoint in {path}")
     print(f'try: lychee rerank --model {path} --query "a cat" --doc "a cat on a mat" --doc "a red car"')

@@ -335,6 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: 0)")
     tiny.add_argument("--real-vocab", action="store_true", help="use the real 152064-token vocabulary (for benchmarks)")
     tiny.add_argument(
+        "--real-tokenizer",
+        action="store_true",
+        help="use the real Qwen tokenizer, chat template and embedding width (offline; needs the real-vocab extra)",
+    )
+    tiny.add_argument(
         "--preset",
         choices=("tiny", "small"),
         default="tiny",

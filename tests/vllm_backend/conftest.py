@@ -85,8 +85,20 @@ def qwen3_engine(qwen3_checkpoint: Path) -> Iterator[LycheeReranker]:
 
 
 @pytest.fixture(scope="session")
-def engine(small_checkpoint: Path) -> Iterator[LycheeReranker]:
-    """The in-process engine: the reference (float32, CPU)."""
+def engine(lychee_engine: LycheeReranker) -> LycheeReranker:
+    """The in-process engine on the Lychee checkpoint: the reference (float32, CPU)."""
+    return lychee_engine
+
+
+@pytest.fixture(scope="session")
+def vllm_reranker(lychee_vllm_reranker: VLLMReranker) -> VLLMReranker:
+    """VLLMReranker on the Lychee checkpoint, same max_length, float32 (eager: no compile)."""
+    return lychee_vllm_reranker
+
+
+@pytest.fixture(scope="session")
+def lychee_engine(small_checkpoint: Path) -> Iterator[LycheeReranker]:
+    """The in-process engine: the reference (float32, CPU); ``engine`` by its other name."""
     from lychee_integrations.engine import LycheeReranker
 
     reranker = LycheeReranker(model=str(small_checkpoint), device="cpu", dtype="float32", max_length=MAX_LENGTH)
@@ -186,8 +198,8 @@ def _start_vllm(checkpoint: Path, request: pytest.FixtureRequest, server_fixture
 
 
 @pytest.fixture(scope="session")
-def vllm_reranker(small_checkpoint: Path, request: pytest.FixtureRequest) -> Iterator[VLLMReranker]:
-    """VLLMReranker on the same checkpoint, same max_length, float32 (eager: no compile)."""
+def lychee_vllm_reranker(small_checkpoint: Path, request: pytest.FixtureRequest) -> Iterator[VLLMReranker]:
+    """VLLMReranker on the Lychee checkpoint; ``vllm_reranker`` by its other name."""
     reranker = _start_vllm(small_checkpoint, request, "server_process")
     yield reranker
     reranker.unload()

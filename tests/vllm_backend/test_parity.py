@@ -14,7 +14,7 @@ from lychee_integrations.inputs import RerankInput
 
 pytestmark = pytest.mark.vllm
 
-FAMILIES = {"lychee": ("engine", "vllm_reranker"), "qwen3-vl": ("qwen3_engine", "qwen3_vllm_reranker")}
+FAMILIES = {"lychee": ("lychee_engine", "lychee_vllm_reranker"), "qwen3-vl": ("qwen3_engine", "qwen3_vllm_reranker")}
 
 
 @pytest.fixture(scope="module", params=list(FAMILIES))

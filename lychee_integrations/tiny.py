@@ -27,6 +27,7 @@ __all__ = [
     "PRESETS",
     "QWEN2_VL_CHAT_TEMPLATE",
     "QWEN3_VL_CHAT_TEMPLATE",
+    "QWEN3_VL_PRESETS",
     "REAL_VOCAB_SIZE",
     "build_tiny_checkpoint",
     "preset_config",
@@ -202,23 +203,51 @@ def preset_config(preset: str | dict[str, Any], vocab_size: int, token_ids: dict
     return config
 
 
-def _qwen3_vl_config(vocab_size: int, ids: dict[str, int]) -> Any:
-    from transformers import Qwen3VLConfig
-
-    return Qwen3VLConfig(
-        text_config={
+#: Qwen3-VL architecture sizes: ``tiny`` for tests; ``small`` (4 layers of 512, head size 64) for vLLM,
+#: whose CPU attention needs a head size of 64.
+QWEN3_VL_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "text": {
             "hidden_size": 64,
             "intermediate_size": 128,
             "num_hidden_layers": 2,
             "num_attention_heads": 4,
             "num_key_value_heads": 2,
             "head_dim": 16,
+            "mrope_section": [2, 3, 3],
+        },
+        "vision": {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2},
+    },
+    "small": {
+        "text": {
+            "hidden_size": 512,
+            "intermediate_size": 1408,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 4,
+            "head_dim": 64,
+            "mrope_section": [8, 12, 12],
+        },
+        "vision": {"depth": 2, "hidden_size": 128, "intermediate_size": 256, "num_heads": 2},
+    },
+}
+
+
+def _qwen3_vl_config(vocab_size: int, ids: dict[str, int], preset: str = "tiny") -> Any:
+    from transformers import Qwen3VLConfig
+
+    text = dict(QWEN3_VL_PRESETS[preset]["text"])
+    mrope_section = text.pop("mrope_section")
+    vision = QWEN3_VL_PRESETS[preset]["vision"]
+    return Qwen3VLConfig(
+        text_config={
+            **text,
             "vocab_size": vocab_size,
             "max_position_embeddings": 128000,
             "rope_parameters": {
                 "rope_type": "default",
                 "rope_theta": 5000000.0,
-                "mrope_section": [2, 3, 3],
+                "mrope_section": mrope_section,
                 "mrope_interleaved": True,
             },
             "bos_token_id": ids["<|endoftext|>"],
@@ -226,14 +255,11 @@ def _qwen3_vl_config(vocab_size: int, ids: dict[str, int]) -> Any:
             "pad_token_id": ids["<|endoftext|>"],
         },
         vision_config={
-            "depth": 2,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_heads": 2,
+            **vision,
             "patch_size": 16,
             "spatial_merge_size": 2,
             "temporal_patch_size": 2,
-            "out_hidden_size": 64,
+            "out_hidden_size": text["hidden_size"],
             "num_position_embeddings": 64,
             "deepstack_visual_indexes": [0],
         },
@@ -259,7 +285,7 @@ def _tiny_tokenizer() -> Any:
 
 
 def _build_tiny_qwen3_vl(
-    out: Path, vocab_size: int | None, seed: int, dtype: str, *, real_tokenizer: bool = False
+    out: Path, vocab_size: int | None, seed: int, dtype: str, preset: str = "tiny", *, real_tokenizer: bool = False
 ) -> Path:
     import torch
     from transformers import Qwen3VLForConditionalGeneration, Qwen3VLProcessor
@@ -283,8 +309,9 @@ def _build_tiny_qwen3_vl(
     if n_vocab < len(tokenizer):
         raise ValueError(f"vocab_size={n_vocab} is smaller than the tokenizer ({len(tokenizer)} tokens)")
     torch.manual_seed(seed)
-    model = Qwen3VLForConditionalGeneration(_qwen3_vl_config(n_vocab, ids)).to(getattr(torch, dtype))
-    _spread_weights(model)
+    model = Qwen3VLForConditionalGeneration(_qwen3_vl_config(n_vocab, ids, preset)).to(getattr(torch, dtype))
+    if preset == "tiny":
+        _spread_weights(model)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     logger.info("built tiny Qwen3-VL-Reranker checkpoint at %s", out)
@@ -321,7 +348,7 @@ def build_tiny_checkpoint(
         dtype: ``"float32"`` or ``"bfloat16"``, the dtype the weights are saved in.
         family: ``"lychee"`` (Qwen2.5-VL) or ``"qwen3-vl"`` (a tiny
             ``Qwen3VLForConditionalGeneration`` with a Qwen3-VL processor, patch 16, merge 2;
-            ``preset`` must be ``"tiny"``).
+            ``preset`` is ``"tiny"`` or ``"small"``, see :data:`QWEN3_VL_PRESETS`).
         real_tokenizer: Use the real Qwen tokenizer of the family (151,643 BPE ranks, its added
             and special tokens, the official chat template; :mod:`lychee_integrations.real_vocab`,
             the ``[real-vocab]`` extra) instead of the small toy one, and by default an embedding
@@ -339,11 +366,11 @@ def build_tiny_checkpoint(
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; use one of {', '.join(FAMILIES)}")
     if family == "qwen3-vl":
-        if preset != "tiny":
-            raise ValueError(f"family 'qwen3-vl' has only the 'tiny' preset, not {preset!r}")
+        if not isinstance(preset, str) or preset not in QWEN3_VL_PRESETS:
+            raise ValueError(f"family 'qwen3-vl' has the presets {', '.join(QWEN3_VL_PRESETS)}, not {preset!r}")
         target = Path(path)
         target.mkdir(parents=True, exist_ok=True)
-        return _build_tiny_qwen3_vl(target, vocab_size, seed, dtype, real_tokenizer=real_tokenizer)
+        return _build_tiny_qwen3_vl(target, vocab_size, seed, dtype, preset, real_tokenizer=real_tokenizer)
     if isinstance(preset, str) and preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
     import torch

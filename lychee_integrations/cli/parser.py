@@ -376,13 +376,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _vllm_serve_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "vllm-serve",
-        help="serve Lychee on vLLM (its /v1/rerank), for many GPUs",
+        help="serve a Lychee or Qwen3-VL-Reranker checkpoint on vLLM (its /v1/rerank), for many GPUs",
         description=_wrap(
-            "Start 'vllm serve' with the Lychee recipe: the pooling runner, the yes/no classifier "
-            "overrides, the recipe's image pixel bounds, max length 3200 and the shipped score template, "
-            "so that vLLM's /v1/rerank and /v1/score give the engine's scores, with the instruction per "
-            "request ('instruction' in the body). Every argument after MODEL goes to 'vllm serve' and wins "
-            "over the recipe's defaults. Needs vLLM in this environment (docs/vllm.md)."
+            "Start 'vllm serve' with the checkpoint's recipe (from its model_type, or --recipe): the pooling "
+            "runner, the family's yes/no classifier overrides, the recipe's image pixel bounds and max length, "
+            "and a score template generated from the recipe (system prompt, default instruction, layout), so "
+            "that vLLM's /v1/rerank and /v1/score give the engine's scores, with the instruction per request "
+            "('instruction' in the body). Every argument after MODEL goes to 'vllm serve' and wins over the "
+            "recipe's defaults. Needs vLLM in this environment (docs/vllm.md)."
         ),
         epilog="examples:\n"
         "  lychee vllm-serve vec-ai/lychee-rerank-mm --port 8000\n"
@@ -392,6 +393,12 @@ def _vllm_serve_parser(commands: Any) -> None:
     )
     parser.add_argument(
         "--print-command", action="store_true", help="print the vllm serve command instead of running it"
+    )
+    parser.add_argument(
+        "--recipe",
+        metavar="NAME",
+        default=None,
+        help="the model family, 'lychee' or 'qwen3-vl' (default: from the checkpoint's model_type)",
     )
     parser.add_argument("model", metavar="MODEL", help="Hugging Face id or local checkpoint directory")
     parser.add_argument("vllm_args", nargs=argparse.REMAINDER, metavar="VLLM_ARGS", help="passed to vllm serve")

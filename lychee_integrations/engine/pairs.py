@@ -131,7 +131,7 @@ class EncodedPair:
     input_ids: tuple[int, ...]
     images: tuple[ImageFeatures, ...]
     truncated: bool = False
-    #: The decoded images (query's, then document's), kept only when asked (vLLM reads them).
+    #: The images as the processor receives them (query's, then document's), kept only when asked (vLLM reads them).
     sources: tuple[PILImage, ...] = ()
 
     def __len__(self) -> int:
@@ -241,7 +241,7 @@ class PromptEncoder:
                     bounds["longest_edge"],
                 )
             else:
-                image = self.recipe.prepare_image(image, self.min_pixels, self.max_pixels)
+                image = self.model_image(image)
                 height, width, options["do_resize"] = image.height, image.width, False
         except ValueError as exc:
             raise InvalidInputError(item, str(exc), index=index) from exc
@@ -252,6 +252,20 @@ class PromptEncoder:
             return out["pixel_values"], out["image_grid_thw"]
 
         return ImageFeatures(grid, int(grid.prod().item()) // self._merge, make=make)
+
+    def model_image(self, image: PILImage) -> PILImage:
+        """Return ``image`` as the checkpoint's processor receives it: after the recipe's resize, if any.
+
+        Qwen3-VL's images are resized here (:attr:`Recipe.prepare_image`), before the processor;
+        Lychee's are returned unchanged (its processor resizes them).
+
+        Raises:
+            ValueError: The recipe's resize refuses the image (an aspect ratio over 200).
+
+        """
+        if self.recipe.prepare_image is None:
+            return image
+        return self.recipe.prepare_image(image, self.min_pixels, self.max_pixels)
 
     def encode_request(
         self,
@@ -271,7 +285,8 @@ class PromptEncoder:
             policy: What the image loader may read.
             workers: Threads that encode documents (results and errors are the same).
             max_images: Most images in one pair, both sides together (``None``: no cap).
-            keep_sources: Keep the decoded images on each pair (:attr:`EncodedPair.sources`).
+            keep_sources: Keep each pair's images as the processor receives them
+                (:meth:`model_image`) on :attr:`EncodedPair.sources`.
 
         Returns:
             One pair per document, in order.
@@ -286,6 +301,8 @@ class PromptEncoder:
         query_images = self._load(request.query, policy, "query", None)
         images = tuple(self.encode_image(im, item="query") for im in query_images)
         query = Side(self._query_text(request.query.text), images)
+        # encode_image has resized (and so checked) them already.
+        query_sources = tuple(self.model_image(im) for im in query_images) if keep_sources else ()
 
         def encode(document: object, item: str, index: int) -> EncodedPair:
             assert isinstance(document, RerankInput)
@@ -299,7 +316,9 @@ class PromptEncoder:
                 )
             side = Side(document.text, tuple(self.encode_image(im, item=item, index=index) for im in images))
             pair = self.encode(instruction, query, side, item=item, index=index)
-            return replace(pair, sources=query_images + images) if keep_sources else pair
+            if not keep_sources:
+                return pair
+            return replace(pair, sources=query_sources + tuple(self.model_image(im) for im in images))
 
         return map_documents(request.documents, encode, workers=workers)
 

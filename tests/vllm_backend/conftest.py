@@ -1,4 +1,7 @@
-"""Fixtures of the vLLM parity suite: a head-size-64 checkpoint, the engine, VLLMReranker, a vLLM server.
+"""Fixtures of the vLLM parity suite: head-size-64 checkpoints, the engine, VLLMReranker, vLLM servers.
+
+Two families: Lychee (``small_checkpoint``, ``engine``, ``vllm_reranker``, ``server``) and
+Qwen3-VL-Reranker (``qwen3_checkpoint``, ``qwen3_engine``, ``qwen3_vllm_reranker``, ``qwen3_server``).
 
 Tests marked ``vllm`` need vLLM importable (its own environment, ``bash .ci/vllm-env.sh``); without
 it they are skipped with that reason, and nothing here imports vllm at collection. Tests marked
@@ -62,8 +65,40 @@ def small_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def engine(small_checkpoint: Path) -> Iterator[LycheeReranker]:
-    """The in-process engine: the reference (float32, CPU)."""
+def qwen3_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small Qwen3-VL-Reranker-architecture checkpoint with a head size of 64 (preset ``small``)."""
+    from lychee_integrations.tiny import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("small-qwen3-vl"), family="qwen3-vl", preset="small")
+
+
+@pytest.fixture(scope="session")
+def qwen3_engine(qwen3_checkpoint: Path) -> Iterator[LycheeReranker]:
+    """The in-process engine on the Qwen3-VL checkpoint (its recipe from model_type): the reference."""
+    from lychee_integrations.engine import LycheeReranker
+
+    reranker = LycheeReranker(model=str(qwen3_checkpoint), device="cpu", dtype="float32", max_length=MAX_LENGTH)
+    reranker.load()
+    assert reranker.encode("q", ["d"])[0].input_ids  # the recipe: from model_type, checked in test_parity
+    yield reranker
+    reranker.unload()
+
+
+@pytest.fixture(scope="session")
+def engine(lychee_engine: LycheeReranker) -> LycheeReranker:
+    """The in-process engine on the Lychee checkpoint: the reference (float32, CPU)."""
+    return lychee_engine
+
+
+@pytest.fixture(scope="session")
+def vllm_reranker(lychee_vllm_reranker: VLLMReranker) -> VLLMReranker:
+    """VLLMReranker on the Lychee checkpoint, same max_length, float32 (eager: no compile)."""
+    return lychee_vllm_reranker
+
+
+@pytest.fixture(scope="session")
+def lychee_engine(small_checkpoint: Path) -> Iterator[LycheeReranker]:
+    """The in-process engine: the reference (float32, CPU); ``engine`` by its other name."""
     from lychee_integrations.engine import LycheeReranker
 
     reranker = LycheeReranker(model=str(small_checkpoint), device="cpu", dtype="float32", max_length=MAX_LENGTH)
@@ -139,14 +174,42 @@ def server(server_process: Server) -> Server:
 
 
 @pytest.fixture(scope="session")
-def vllm_reranker(small_checkpoint: Path, request: pytest.FixtureRequest) -> Iterator[VLLMReranker]:
-    """VLLMReranker on the same checkpoint, same max_length, float32 (eager: no compile)."""
+def qwen3_server_process(qwen3_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The vLLM server on the Qwen3-VL checkpoint, started but not awaited."""
+    server = Server(qwen3_checkpoint, tmp_path_factory.mktemp("vllm-serve-qwen3") / "server.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def qwen3_server(qwen3_server_process: Server) -> Server:
+    """The vLLM server on the Qwen3-VL checkpoint, ready."""
+    qwen3_server_process.wait_ready()
+    return qwen3_server_process
+
+
+def _start_vllm(checkpoint: Path, request: pytest.FixtureRequest, server_fixture: str) -> VLLMReranker:
     from lychee_integrations.vllm import VLLMReranker
 
     if os.environ.get("LYCHEE_VLLM_TEST_SERVER", "1") == "1":
-        request.getfixturevalue("server_process")  # let the server boot meanwhile
-    reranker = VLLMReranker(str(small_checkpoint), dtype="float32", max_length=MAX_LENGTH, enforce_eager=True)
-    reranker.load()
+        request.getfixturevalue(server_fixture)  # let the server boot meanwhile
+    reranker = VLLMReranker(str(checkpoint), dtype="float32", max_length=MAX_LENGTH, enforce_eager=True)
+    return reranker.load()
+
+
+@pytest.fixture(scope="session")
+def lychee_vllm_reranker(small_checkpoint: Path, request: pytest.FixtureRequest) -> Iterator[VLLMReranker]:
+    """VLLMReranker on the Lychee checkpoint; ``vllm_reranker`` by its other name."""
+    reranker = _start_vllm(small_checkpoint, request, "server_process")
+    yield reranker
+    reranker.unload()
+
+
+@pytest.fixture(scope="session")
+def qwen3_vllm_reranker(qwen3_checkpoint: Path, request: pytest.FixtureRequest) -> Iterator[VLLMReranker]:
+    """VLLMReranker on the Qwen3-VL checkpoint (its recipe from model_type), as ``qwen3_engine``."""
+    reranker = _start_vllm(qwen3_checkpoint, request, "qwen3_server_process")
+    assert reranker.recipe.name == "qwen3-vl"
     yield reranker
     reranker.unload()
 

@@ -1,4 +1,6 @@
-"""VLLMReranker (vLLM's offline engine) against the in-process engine: same scores, same errors."""
+"""VLLMReranker (vLLM's offline engine) against the in-process engine: same scores, same errors.
+
+Every comparison runs for both families, Lychee and Qwen3-VL-Reranker (``family``)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,26 @@ from lychee_integrations.errors import InputTooLongError, InvalidDocumentsError,
 from lychee_integrations.inputs import RerankInput
 
 pytestmark = pytest.mark.vllm
+
+FAMILIES = {"lychee": ("lychee_engine", "lychee_vllm_reranker"), "qwen3-vl": ("qwen3_engine", "qwen3_vllm_reranker")}
+
+
+@pytest.fixture(scope="module", params=list(FAMILIES))
+def family(request: pytest.FixtureRequest) -> tuple[Any, Any]:
+    """The engine and VLLMReranker on one family's checkpoint."""
+    engine_name, vllm_name = FAMILIES[request.param]
+    return request.getfixturevalue(engine_name), request.getfixturevalue(vllm_name)
+
+
+@pytest.fixture()
+def engine(family: tuple[Any, Any]) -> Any:
+    return family[0]
+
+
+@pytest.fixture()
+def vllm_reranker(family: tuple[Any, Any]) -> Any:
+    return family[1]
+
 
 TOLERANCE = 1e-4
 INSTRUCTION = "Given a product photo or description, find the catalogue entry that matches it"
@@ -67,7 +89,9 @@ def test_long_documents_are_cut_like_the_engine(engine: Any, vllm_reranker: Any,
     documents = [long_text, {"text": long_text, "image": pictures["blue"]}, "short"]
     pairs = engine.encode("hotel limits", documents)
     assert [p.truncated for p in pairs] == [True, True, False]
-    assert all(len(p) <= vllm_reranker.max_length for p in pairs)
+    from lychee_integrations.vllm import max_model_len
+
+    assert all(len(p) <= max_model_len(vllm_reranker.recipe, vllm_reranker.max_length) for p in pairs)
     assert_same(engine, vllm_reranker, "hotel limits", documents)
     # A long query is cut after the document text.
     assert_same(engine, vllm_reranker, long_text, ["a document", long_text])
@@ -76,9 +100,12 @@ def test_long_documents_are_cut_like_the_engine(engine: Any, vllm_reranker: Any,
 def test_empty_batch_and_usage(engine: Any, vllm_reranker: Any) -> None:
     assert vllm_reranker.score("query", []) == []
     assert vllm_reranker.rerank("query", []) == []
-    assert vllm_reranker.score_with_usage("query", []) == ([], 0)
-    scores, tokens = vllm_reranker.score_with_usage("query", ["one", "two"])
-    assert tokens == engine.score_with_usage("query", ["one", "two"])[1]
+    assert vllm_reranker.score_with_usage("query", [])[:2] == ([], 0)
+    scores, tokens, instruction = vllm_reranker.score_with_usage("query", ["one", "two"])
+    expected = engine.score_with_usage("query", ["one", "two"])
+    assert tokens == expected.tokens
+    # One default instruction per family, the recipe's, applied by both backends.
+    assert instruction == expected.instruction == vllm_reranker.recipe.default_instruction
     assert len(scores) == 2
 
 
@@ -124,7 +151,7 @@ def test_errors_are_the_engines(
 def test_images_over_max_length_and_image_limit(vllm_reranker: Any, pictures: dict[str, Any]) -> None:
     from PIL import Image
 
-    big = Image.new("RGB", (600, 600), (10, 120, 30))  # ~460 visual tokens, over max_length
+    big = Image.new("RGB", (800, 800), (10, 120, 30))  # over 600 visual tokens (either family), over max_length
     with pytest.raises(InputTooLongError, match="document 1"):
         vllm_reranker.score("q", ["ok", {"image": big}])
     many = RerankInput("x", tuple(pictures["gray"] for _ in range(vllm_reranker.max_images_per_pair + 1)))
@@ -165,3 +192,18 @@ def test_options_are_checked(small_checkpoint: Any) -> None:
     assert "not started" in repr(reranker)
     assert isinstance(reranker, Scorer)  # what the adapters take as reranker=
     assert reranker.model_name == str(small_checkpoint)
+
+
+def test_recipe_and_limits_come_from_the_checkpoint(small_checkpoint: Any, qwen3_checkpoint: Any) -> None:
+    from lychee_integrations.errors import ConfigurationError
+    from lychee_integrations.vllm import VLLMReranker
+
+    qwen3 = VLLMReranker(str(qwen3_checkpoint))
+    assert qwen3.recipe.name == "qwen3-vl" and "recipe='qwen3-vl'" in repr(qwen3)
+    assert (qwen3.max_length, qwen3.min_pixels, qwen3.max_pixels) == (10240, 4096, 1843200)
+    lychee = VLLMReranker(str(small_checkpoint), max_pixels=200704)
+    assert lychee.recipe.name == "lychee"
+    assert (lychee.max_length, lychee.min_pixels, lychee.max_pixels) == (3200, 3136, 200704)
+    assert VLLMReranker(str(small_checkpoint), recipe="qwen3-vl").recipe.name == "qwen3-vl"
+    with pytest.raises(ConfigurationError, match="unknown recipe"):
+        VLLMReranker(str(small_checkpoint), recipe="jina")

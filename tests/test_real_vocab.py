@@ -109,7 +109,12 @@ def test_build_tiny_cli_without_the_extra_fails_clearly(
 ) -> None:
     from lychee_integrations.cli import main
 
-    monkeypatch.setattr(real_vocab.importlib.util, "find_spec", lambda name: None)
+    real_find_spec = real_vocab.importlib.util.find_spec
+    monkeypatch.setattr(
+        real_vocab.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "dashscope" else real_find_spec(name, *a),
+    )
     assert main(["build-tiny", str(tmp_path / "x"), "--real-tokenizer"]) != 0
     assert "real-vocab" in capsys.readouterr().err
 

@@ -34,6 +34,10 @@ class MissingDependencyError(LycheeError, ImportError):
     """An optional dependency is missing; the message names the extra that installs it."""
 
 
+class ModelUnavailableError(ConfigurationError):
+    """The checkpoint cannot be had here: no such directory, or a hub id neither cached nor reachable."""
+
+
 class InvalidInputError(LycheeError, ValueError):
     """A query or document cannot be scored.
 

@@ -20,6 +20,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from lychee_integrations.engine.checkpoint import RANDOM_MARKER
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -312,6 +314,7 @@ def _build_tiny_qwen3_vl(
     model = Qwen3VLForConditionalGeneration(_qwen3_vl_config(n_vocab, ids, preset)).to(getattr(torch, dtype))
     if preset == "tiny":
         _spread_weights(model)
+    setattr(model.config, RANDOM_MARKER, True)  # the engine says so when it loads it
     model.save_pretrained(out)
     processor.save_pretrained(out)
     logger.info("built tiny Qwen3-VL-Reranker checkpoint at %s", out)
@@ -403,6 +406,7 @@ def build_tiny_checkpoint(
         model = Qwen2_5_VLForConditionalGeneration(config).to(getattr(torch, dtype))
     if preset == "tiny":
         _spread_weights(model)
+    setattr(model.config, RANDOM_MARKER, True)  # the engine says so when it loads it
     model.save_pretrained(out)
     processor.save_pretrained(out)
     logger.info("built tiny Lychee checkpoint at %s (transformers %s)", out, transformers.__version__)

@@ -247,7 +247,12 @@ def test_bad_documents_file_and_unreadable_model(tiny_checkpoint: Path, tmp_path
     result = lychee("rerank", "--model", str(tiny_checkpoint), "--query", QUERY, "--docs-file", str(empty))
     assert result.returncode == 2 and "empty.json item 1" in result.stderr and "Traceback" not in result.stderr
     result = lychee("rerank", "--model", str(tmp_path / "no-such-model"), "--query", QUERY, "--doc", "d")
-    assert result.returncode == 2 and "argument --model" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 3
+        and "no checkpoint directory at" in result.stderr
+        and "lychee build-tiny" in result.stderr
+    )
+    assert "usage:" not in result.stderr and "Traceback" not in result.stderr
 
 
 def test_bad_service_arguments() -> None:

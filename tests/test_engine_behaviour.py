@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import random
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -216,9 +218,45 @@ def test_shared_instance_per_configuration(tiny_checkpoint: Path) -> None:
 
 
 def test_missing_model_directory_fails_clearly(tmp_path: Path) -> None:
-    reranker = LycheeReranker(model=str(tmp_path / "nope"), device="cpu", local_files_only=True)
-    with pytest.raises(errors.ConfigurationError, match="cannot load model"):
+    reranker = LycheeReranker(model=str(tmp_path / "nope"), device="cpu")
+    with pytest.raises(errors.ModelUnavailableError, match=r"no checkpoint directory at .*lychee build-tiny"):
         reranker.load()
+
+
+def test_a_hub_id_without_the_hub_fails_at_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import huggingface_hub
+    from service_helpers import free_port
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(errors.ModelUnavailableError, match="offline mode is set"):
+        LycheeReranker(model="someone/not-cached", device="cpu", cache_dir=str(tmp_path)).load()
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens
+    with pytest.raises(errors.ModelUnavailableError, match="cannot be reached"):
+        LycheeReranker(model="someone/not-cached", device="cpu", cache_dir=str(tmp_path)).load()
+
+
+def test_a_random_checkpoint_says_so(tiny_reranker: Any, tiny_checkpoint: Path) -> None:
+    assert tiny_reranker.is_random
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lychee_integrations.cli",
+            "rerank",
+            "--model",
+            str(tiny_checkpoint),
+            "--query",
+            "q",
+            "--doc",
+            "a",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0 and "random tiny checkpoint" in result.stderr
 
 
 def test_yes_no_must_be_single_tokens(tmp_path: Path) -> None:

@@ -116,8 +116,8 @@ def test_a_model_that_cannot_load_stops_the_server(tmp_path: Path) -> None:
         text=True,
         timeout=120,
     )
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert "argument --model" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 3, (result.stdout, result.stderr)
+    assert "no checkpoint directory at" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_bad_key_arguments(tmp_path: Path) -> None:

@@ -23,12 +23,15 @@ from typing import NoReturn
 
 from lychee_integrations.cli.documents import UsageError
 from lychee_integrations.cli.parser import build_parser
-from lychee_integrations.errors import ConfigurationError, LycheeError, MissingDependencyError
+from lychee_integrations.errors import ConfigurationError, LycheeError, MissingDependencyError, ModelUnavailableError
 
 __all__ = ["build_parser", "main"]
 
 logger = logging.getLogger(__name__)
 
+
+#: Exit status when the model cannot be had here (no such directory; not cached and no Hub).
+MODEL_UNAVAILABLE = 3
 
 _OPTION_NAMES = {"device": "--device", "dtype": "--dtype", "max_length": "--max-length", "batch_size": "--batch-size"}
 
@@ -57,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         The exit status: 0 on success, 2 for bad arguments or inputs (with a message naming
-        them), 1 for other failures (a missing extra, a model that fails to run).
+        them), 3 when the model cannot be had here, 1 for other failures (a missing extra, a
+        model that fails to run).
 
     """
     parser = build_parser()
@@ -70,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MissingDependencyError as exc:
         print(f"lychee {args.command}: {exc}", file=sys.stderr)
         return 1
+    except ModelUnavailableError as exc:
+        print(f"lychee {args.command}: {exc}", file=sys.stderr)
+        return MODEL_UNAVAILABLE
     except ConfigurationError as exc:
         _fail(parser, args, _option_error(exc))
     except LycheeError as exc:

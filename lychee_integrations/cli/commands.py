@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import sys
 from typing import TYPE_CHECKING, Any
 
 from lychee_integrations.cli.documents import (
@@ -106,6 +107,8 @@ def cmd_rerank(args: argparse.Namespace) -> int:
         print(json.dumps({"model": reranker.model_name, "instruction": instruction, "results": rows}, indent=2))
     else:
         _print_table(rows)
+    if reranker.is_random:
+        print(f"note: {reranker.model_name} is a random tiny checkpoint: the ranking means nothing", file=sys.stderr)
     return 0
 
 

@@ -127,6 +127,11 @@ class LycheeReranker(Scorer):
         return self._get_runtime().encoder.recipe.default_instruction
 
     @property
+    def is_random(self) -> bool:
+        """Whether the checkpoint holds random weights (``lychee build-tiny``): its rankings mean nothing."""
+        return self._get_runtime().model.random_weights
+
+    @property
     def is_loaded(self) -> bool:
         """Whether the model is in memory."""
         return self._runtime is not None

@@ -128,6 +128,11 @@ class LoadedModel:
             "local_files_only": config.local_files_only,
             "trust_remote_code": config.trust_remote_code,
         }
+        from lychee_integrations.engine.checkpoint import RANDOM_MARKER, check_available
+
+        check_available(
+            config.model, revision=config.revision, cache_dir=config.cache_dir, local_files_only=config.local_files_only
+        )
         try:
             model_config = transformers.AutoConfig.from_pretrained(config.model, **hub)
         except OSError as exc:
@@ -135,6 +140,8 @@ class LoadedModel:
                 f"cannot load model {config.model!r}: {exc}. Give a local checkpoint directory, or a hub id "
                 "with network access (build an offline one with `lychee build-tiny PATH`)"
             ) from exc
+        #: Whether the checkpoint holds random weights (``lychee build-tiny``): its rankings mean nothing.
+        self.random_weights = bool(getattr(model_config, RANDOM_MARKER, False))
         if config.recipe is not None:
             self.recipe = get_recipe(config.recipe)
         else:

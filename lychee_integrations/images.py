@@ -403,6 +403,7 @@ def _opener(policy: ImagePolicy, deadline: _Deadline) -> urllib.request.OpenerDi
         def connect(self) -> None:
             self._create_connection = create  # type: ignore[attr-defined]
             super().connect()
+            deadline.watch(self.sock)  # the TLS socket: wrapping detached the one ``create`` watched
 
     class _HTTPHandler(urllib.request.HTTPHandler):
         def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:

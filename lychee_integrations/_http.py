@@ -10,20 +10,28 @@ what is the client's own is the policy an :class:`Exchange` gives it:
 * how long to wait (the server's ``Retry-After``, else exponential backoff with jitter);
 * when to give up: after ``max_retries`` further rounds over the replicas, or when the next
   try could not start before the exchange's deadline (``timeout`` seconds from its start,
-  retries and waits included), raising the last failure as the package's error.
+  retries and waits included), raising the last failure as the package's error;
+* the deadline itself, across connecting, sending, the answer's headers and its body: httpx's
+  timeouts bound each read, not the exchange, so a server that trickles its answer a byte at
+  a time would never trip them. :func:`send` reads the answer as a stream and stops at the
+  deadline; :meth:`Exchange.run` runs a sync try on a worker thread and stops waiting for it
+  at the deadline (shutting its connection); :meth:`Exchange.arun` cancels an async try.
 
 The sync and async clients differ only in the transport call each try makes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 import email.utils
 import itertools
 import random
+import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -33,13 +41,17 @@ if TYPE_CHECKING:
     import httpx
     import tenacity
 
-__all__ = ["RETRY_STATUSES", "Exchange", "Replicas", "retry_after"]
+__all__ = ["RETRY_STATUSES", "Exchange", "Replicas", "asend", "retry_after", "send"]
 
 #: Statuses that mean "busy or not ready, try again": retried, honouring ``Retry-After``.
 RETRY_STATUSES = frozenset({429, 503})
 
 #: A try needs at least this many seconds before the deadline to be worth starting.
 _MIN_TRY = 0.05
+
+#: How long past the deadline a try may take to fail by itself (httpx's own timeout is the
+#: time left, so it usually does) before the watchdog stops waiting for it.
+_GRACE = 0.1
 
 
 def retry_after(value: str | None) -> float | None:
@@ -180,6 +192,66 @@ class Exchange:
     def _backoff(self) -> float:
         return float(self.backoff * 2**self._rounds * (1 + random.random() / 4))
 
+    # ------------------------------------------------------------------ the deadline
+
+    @property
+    def deadline(self) -> float:
+        """When the exchange must end (``time.monotonic()`` seconds)."""
+        return self._deadline
+
+    def _late(self, url: str, why: str) -> ServerTimeoutError:
+        return ServerTimeoutError(
+            f"the reranker server at {url} did not answer within {self.timeout:g} s "
+            f"({why}); raise timeout= for slow servers or large calls",
+            url=url,
+        )
+
+    def run(self, url: str, one_try: Callable[[Callable[[httpx.Response], None]], httpx.Response]) -> httpx.Response:
+        """Run a sync try on a worker thread; stop waiting for it at the deadline.
+
+        ``one_try`` gets a callback to hand over its response as soon as the headers are in:
+        at the deadline the watchdog shuts that response's connection, which ends the
+        worker's read at once. The worker runs in a copy of the caller's context variables.
+
+        Raises:
+            ServerTimeoutError: The try had not ended at the deadline.
+
+        """
+        outcome: list[tuple[bool, Any]] = []
+        responses: list[httpx.Response] = []
+        done = threading.Event()
+        context = contextvars.copy_context()
+
+        def work() -> None:
+            try:
+                outcome.append((True, context.run(one_try, responses.append)))
+            except BaseException as exc:  # handed to the caller's thread, raised there
+                outcome.append((False, exc))
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name="lychee-remote-try", daemon=True).start()
+        if not done.wait(max(0.0, self._deadline - time.monotonic()) + _GRACE):
+            for response in responses:
+                _shut(response)
+            raise self._late(url, "the deadline passed while the answer was still coming")
+        ok, value = outcome[0]
+        if ok:
+            return value  # type: ignore[no-any-return]
+        raise value
+
+    async def arun(self, url: str, one_try: Awaitable[httpx.Response]) -> httpx.Response:
+        """Await an async try, cancelling it at the deadline.
+
+        Raises:
+            ServerTimeoutError: The try had not ended at the deadline.
+
+        """
+        try:
+            return await asyncio.wait_for(one_try, max(0.0, self._deadline - time.monotonic()) + _GRACE)
+        except asyncio.TimeoutError:
+            raise self._late(url, "the deadline passed while the answer was still coming") from None
+
     # ------------------------------------------------------------------ one try
 
     @contextlib.contextmanager
@@ -200,11 +272,7 @@ class Exchange:
         try:
             yield url, max(_MIN_TRY, min(self.timeout, left))
         except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout) as exc:
-            raise ServerTimeoutError(
-                f"the reranker server at {url} did not answer within {self.timeout:g} s "
-                f"({type(exc).__name__}); raise timeout= for slow servers or large calls",
-                url=url,
-            ) from exc
+            raise self._late(url, type(exc).__name__) from exc
         except httpx.TransportError as exc:
             reason = str(exc) or type(exc).__name__
             what = "timed out connecting" if isinstance(exc, httpx.ConnectTimeout) else f"failed: {reason}"
@@ -242,3 +310,80 @@ def _give_up(state: tenacity.RetryCallState) -> NoReturn:
     failure = state.outcome.exception() if state.outcome is not None else None
     assert isinstance(failure, Retry)
     raise failure.error
+
+
+# ---------------------------------------------------------------------- reading an answer by a deadline
+
+
+def _shut(response: httpx.Response) -> None:
+    """Shut the connection a response is read from, ending a read blocked on it in another thread."""
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def _late_read(request: httpx.Request) -> httpx.ReadTimeout:
+    import httpx
+
+    return httpx.ReadTimeout("the deadline passed while the answer was still coming", request=request)
+
+
+def _whole(response: httpx.Response, raw: bytes) -> httpx.Response:
+    """The response with its body read (``raw``, still content-encoded: decoded once, here)."""
+    import httpx
+
+    kept = {k: v for k, v in response.extensions.items() if k in ("http_version", "reason_phrase")}
+    return httpx.Response(
+        response.status_code, headers=response.headers, content=raw, request=response.request, extensions=kept
+    )
+
+
+def send(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    body: Any,
+    timeout: float,
+    deadline: float,
+    started: Callable[[httpx.Response], None] = lambda response: None,
+) -> httpx.Response:
+    """Send a request and read its answer as a stream, stopping when ``deadline`` passes.
+
+    ``started`` gets the response once its headers are in (for :meth:`Exchange.run`).
+
+    Raises:
+        httpx.ReadTimeout: The body was still coming at the deadline.
+        httpx.TransportError: As httpx raises it.
+
+    """
+    request = client.build_request(method, url, json=body, timeout=timeout)
+    response = client.send(request, stream=True)
+    started(response)
+    raw = bytearray()
+    try:
+        for chunk in response.iter_raw():
+            raw += chunk
+            if time.monotonic() > deadline:
+                raise _late_read(request)
+    finally:
+        response.close()
+    return _whole(response, bytes(raw))
+
+
+async def asend(
+    client: httpx.AsyncClient, method: str, url: str, body: Any, timeout: float, deadline: float
+) -> httpx.Response:
+    """:func:`send` for the async client (cancelled at the deadline by :meth:`Exchange.arun`)."""
+    request = client.build_request(method, url, json=body, timeout=timeout)
+    response = await client.send(request, stream=True)
+    raw = bytearray()
+    try:
+        async for chunk in response.aiter_raw():
+            raw += chunk
+            if time.monotonic() > deadline:
+                raise _late_read(request)
+    finally:
+        await response.aclose()
+    return _whole(response, bytes(raw))

@@ -3,20 +3,24 @@
 It reads PIL images, encoded bytes, local paths, ``file://`` and ``http(s)`` URLs,
 ``data:`` URIs and bare base64 strings, and applies an :class:`ImagePolicy`: whether
 remote URLs and local files may be read, a root directory that local paths must stay
-inside, a download timeout and byte limit, refusal of loopback and private addresses,
-and a pixel limit that stops decompression bombs before any pixel is decoded.
+inside, a deadline and a byte limit for downloads, refusal of loopback and private
+addresses (also when embedded in an IPv6 address), an allowlist of image formats, and a
+pixel limit that stops decompression bombs before any pixel is decoded.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import http.client
 import io
 import ipaddress
 import os
 import re
 import socket
+import threading
+import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -28,11 +32,19 @@ from lychee_integrations.errors import ConfigurationError, ImageLoadError, Unsup
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
-__all__ = ["ImagePolicy", "load_image"]
+__all__ = ["ACCEPTED_FORMATS", "ImagePolicy", "load_image"]
 
 _BASE64_RE = re.compile(r"^[A-Za-z0-9+/\s]+={0,2}\s*$")
 _BASE64_URLSAFE_RE = re.compile(r"^[A-Za-z0-9_\-\s]+={0,2}\s*$")
 _MAX_REDIRECTS = 3
+_READ_CHUNK = 64 * 1024
+
+#: The formats Pillow may decode (its names): the common web formats, no others. Pillow
+#: can open many more, some through external programs (EPS runs Ghostscript).
+ACCEPTED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+
+#: Bytes per pixel of a decoded image: every image is handed on as 8-bit RGB.
+RGB_BYTES_PER_PIXEL = 3
 
 
 @dataclass(frozen=True)
@@ -48,9 +60,19 @@ class ImagePolicy:
             link-local or otherwise non-public addresses.
         allow_local_files: Read local paths and ``file://`` URLs.
         local_root: When set, local paths must resolve (symlinks followed) inside it.
-        timeout: Seconds for each network operation of a download.
+        timeout: Seconds a whole download may take: connecting, the answer's headers,
+            every redirect and the body, however slowly the server sends them.
         max_bytes: Largest encoded image accepted, from any source.
-        max_image_pixels: Largest decoded image (width x height) accepted.
+        max_image_pixels: Largest image (width x height) accepted, checked from the
+            header before any pixel is decoded, whatever the format's bit depth: a 1-bit
+            PNG of 4472x4472 is 2.5 KB encoded and 20 M pixels. Every image is decoded to
+            8-bit RGB, so one image holds up to :attr:`max_decoded_bytes`
+            (3 x ``max_image_pixels``; 150 MB at the default) and, while it is converted
+            to RGB, its decoded source too (up to 4 bytes a pixel more for RGBA or CMYK).
+        downscale_pixels: When set, an image larger than this many pixels is shrunk,
+            keeping its aspect ratio, right after decoding (JPEG decodes at a reduced
+            scale first), so that only the size the model can use stays in memory. Set
+            it to the model's ``max_pixels`` or more; ``None`` keeps every image whole.
 
     Example:
         >>> ImagePolicy.strict(local_root="/srv/images").allow_remote
@@ -65,17 +87,25 @@ class ImagePolicy:
     timeout: float = 10.0
     max_bytes: int = 32 * 1024 * 1024
     max_image_pixels: int = 50_000_000
+    downscale_pixels: int | None = None
 
     def __post_init__(self) -> None:
         if self.timeout <= 0:
             raise ConfigurationError(f"ImagePolicy.timeout must be positive, got {self.timeout}")
         if self.max_bytes <= 0 or self.max_image_pixels <= 0:
             raise ConfigurationError("ImagePolicy.max_bytes and max_image_pixels must be positive")
+        if self.downscale_pixels is not None and self.downscale_pixels <= 0:
+            raise ConfigurationError(f"ImagePolicy.downscale_pixels must be positive, got {self.downscale_pixels}")
         if self.local_root is not None:
             root = Path(self.local_root).resolve()
             if not root.is_dir():
                 raise ConfigurationError(f"ImagePolicy.local_root {self.local_root} is not a directory")
             object.__setattr__(self, "local_root", root)
+
+    @property
+    def max_decoded_bytes(self) -> int:
+        """The most memory one decoded image may take (8-bit RGB at ``max_image_pixels``)."""
+        return RGB_BYTES_PER_PIXEL * self.max_image_pixels
 
     @classmethod
     def strict(
@@ -103,6 +133,21 @@ def _fail(item: str, index: int | None, problem: str) -> ImageLoadError:
     return ImageLoadError(item, problem, index=index)
 
 
+def _sniff(data: bytes) -> str | None:
+    """Name the format ``data`` looks like (header checks only, nothing decoded), or ``None``."""
+    from PIL import Image
+
+    Image.init()
+    prefix = data[:16]
+    for name, (_, accept) in Image.OPEN.items():
+        try:
+            if accept is not None and accept(prefix):
+                return name
+        except Exception:  # a plugin's header check; any failure means "not this one"
+            continue
+    return None
+
+
 def _decode(data: bytes, policy: ImagePolicy, item: str, index: int | None) -> PILImage:
     from PIL import Image, UnidentifiedImageError
 
@@ -111,7 +156,7 @@ def _decode(data: bytes, policy: ImagePolicy, item: str, index: int | None) -> P
     if not data:
         raise _fail(item, index, "image data is empty")
     try:
-        img = Image.open(io.BytesIO(data))
+        img = Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS))
         width, height = img.size
         if width * height > policy.max_image_pixels:
             raise _fail(
@@ -122,16 +167,39 @@ def _decode(data: bytes, policy: ImagePolicy, item: str, index: int | None) -> P
             )
         if width < 1 or height < 1:
             raise _fail(item, index, f"image has an empty size {width}x{height}")
+        if policy.downscale_pixels is not None and width * height > policy.downscale_pixels:
+            img.draft("RGB", _fitted(img.size, policy.downscale_pixels))  # JPEG: decode at 1/2, 1/4 or 1/8
         img.load()
     except ImageLoadError:
         raise
     except Image.DecompressionBombError as exc:
         raise _fail(item, index, f"image refused as a decompression bomb: {exc}") from exc
     except UnidentifiedImageError as exc:
+        found = _sniff(data)
+        if found is not None and found not in ACCEPTED_FORMATS:
+            accepted = ", ".join(ACCEPTED_FORMATS)
+            raise _fail(item, index, f"image format {found} is not accepted (accepted: {accepted})") from exc
         raise _fail(item, index, "data is not a readable image (unknown or corrupt format)") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise _fail(item, index, f"image is corrupt or truncated: {exc}") from exc
-    return _to_rgb(img)
+    return _downscaled(_to_rgb(img), policy)
+
+
+def _fitted(size: tuple[int, int], pixels: int) -> tuple[int, int]:
+    """Return the largest size of ``size``'s aspect ratio within ``pixels`` (at least 1x1)."""
+    width, height = size
+    if width * height <= pixels:
+        return size
+    scale = (pixels / (width * height)) ** 0.5
+    return max(1, int(width * scale)), max(1, int(height * scale))
+
+
+def _downscaled(img: PILImage, policy: ImagePolicy) -> PILImage:
+    from PIL import Image
+
+    if policy.downscale_pixels is None or img.width * img.height <= policy.downscale_pixels:
+        return img
+    return img.resize(_fitted(img.size, policy.downscale_pixels), Image.Resampling.BICUBIC)
 
 
 def _to_rgb(img: PILImage) -> PILImage:
@@ -147,14 +215,36 @@ def _to_rgb(img: PILImage) -> PILImage:
     return img.convert("RGB")
 
 
+def _os_reason(exc: BaseException) -> str:
+    """Say what went wrong without the file name (an ``OSError``'s text names the resolved path)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, RuntimeError):  # Path.resolve before Python 3.13: "Symlink loop from '/abs/path'"
+        return "symlink loop" if "loop" in str(exc).lower() else "cannot expand the home directory"
+    if isinstance(exc, ValueError):  # embedded null byte
+        return str(exc).split(":", 1)[0]
+    return type(exc).__name__
+
+
 def _resolve_local(path: Path, policy: ImagePolicy, item: str, index: int | None) -> Path:
+    """Return the real path of ``path`` (joined to ``local_root``, symlinks followed).
+
+    Errors show ``path`` as the caller gave it, never the resolved path: on a server that
+    would disclose its image directory.
+    """
     try:
-        path = path.expanduser()
-        if policy.local_root is not None and not path.is_absolute():
-            path = policy.local_root / path
-        return path.resolve()
+        resolved = path.expanduser()
+        if policy.local_root is not None and not resolved.is_absolute():
+            resolved = policy.local_root / resolved
+        return resolved.resolve()
     except (OSError, ValueError, RuntimeError) as exc:
-        raise _fail(item, index, f"invalid image path {str(path)[:200]!r}: {exc}") from exc
+        raise _fail(item, index, f"invalid image path {_shown(path)!r}: {_os_reason(exc)}") from exc
+
+
+def _shown(path: Path) -> str:
+    """``path`` as the caller gave it, cut to 200 characters."""
+    text = str(path)
+    return text[:200] + "..." if len(text) > 200 else text
 
 
 def _is_file(path: Path) -> bool:
@@ -169,37 +259,127 @@ def _read_local(path: Path, policy: ImagePolicy, item: str, index: int | None) -
         raise _fail(item, index, "local file paths are not allowed here; send the image as base64 or a data URI")
     resolved = _resolve_local(path, policy, item, index)
     if policy.local_root is not None and not resolved.is_relative_to(policy.local_root):
-        raise _fail(item, index, f"path {str(path)!r} is outside the allowed image directory")
+        raise _fail(item, index, f"path {_shown(path)!r} is outside the allowed image directory")
     if not _is_file(resolved):
-        raise _fail(item, index, f"image file not found: {path}")
+        raise _fail(item, index, f"image file not found: {_shown(path)}")
     try:
         size = resolved.stat().st_size
         if size > policy.max_bytes:
             raise _fail(item, index, f"image file is {size} bytes, over the limit of {policy.max_bytes}")
         data = resolved.read_bytes()
     except OSError as exc:
-        raise _fail(item, index, f"cannot read image file {path}: {exc.strerror or exc}") from exc
+        raise _fail(item, index, f"cannot read image file {_shown(path)!r}: {_os_reason(exc)}") from exc
     return _decode(data, policy, item, index)
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: the IPv4 address is the last 32 bits
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215: local-use translation, never public
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated ::a.b.c.d
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # RFC 2765 ::ffff:0:a.b.c.d
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """Return the IPv4 addresses ``ip`` carries: mapped, compatible, translated, NAT64, 6to4, Teredo."""
+    low = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    found: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        found.append(ip.ipv4_mapped)
+    if ip in _NAT64 or ip in _IPV4_TRANSLATED or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+        found.append(low)
+    if ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:
+        found.extend(ip.teredo)  # (server, client): the client's address is the one reached
+    return found
+
+
+def non_public_reason(address: str) -> str | None:
+    """Why ``address`` (an IP literal) is not a public unicast address, or ``None`` when it is.
+
+    An IPv6 address that embeds an IPv4 address (NAT64, 6to4, Teredo, IPv4-mapped,
+    -compatible or -translated) must be public itself and carry only public addresses:
+    ``64:ff9b::a9fe:a9fe`` reaches 169.254.169.254 through a NAT64 gateway.
+    """
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if not ip.is_global or ip.is_multicast:
+        return f"a non-public address ({ip})"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _NAT64_LOCAL:
+            return f"a non-public address ({ip}, local-use NAT64)"
+        for inner in embedded_ipv4(ip):
+            if not inner.is_global or inner.is_multicast:
+                return f"a non-public address ({ip}, which embeds {inner})"
+    return None
 
 
 def _check_address(host: str, address: str, policy: ImagePolicy) -> None:
     if policy.allow_private_addresses:
         return
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if not ip.is_global or ip.is_multicast:
-        raise OSError(f"refusing to fetch from {host!r}: it resolves to a non-public address ({ip})")
+    reason = non_public_reason(address)
+    if reason is not None:
+        raise OSError(f"refusing to fetch from {host!r}: it resolves to {reason}")
 
 
-def _guarded_connection(policy: ImagePolicy, timeout: float) -> Any:
-    """``socket.create_connection`` that connects only to addresses the policy allows."""
+class _Deadline:
+    """The end of one download: every socket it opens, and a watchdog that shuts them at the end.
+
+    A socket timeout bounds each read, not the download: a server that sends one byte a
+    second never trips it. The watchdog thread shuts every socket down when the time is up,
+    which ends any read or write in progress, in the headers or in the body.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+        self.expired = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def left(self) -> float:
+        return self.end - time.monotonic()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if not self.expired.is_set():
+                return
+        self._shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired.set()
+            sockets = list(self._sockets)
+        for sock in sockets:
+            self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # already closed
+            sock.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+
+def _guarded_connection(policy: ImagePolicy, deadline: _Deadline) -> Any:
+    """``socket.create_connection`` that connects only to addresses the policy allows, before the deadline."""
 
     def create(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
         host, port = address
         last: OSError | None = None
         for family, type_, proto, _, sockaddr in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
             _check_address(host, str(sockaddr[0]), policy)
+            left = deadline.left()
+            if left <= 0:
+                raise TimeoutError("the download's time is up")
             sock = socket.socket(family, type_, proto)
-            sock.settimeout(timeout)
+            sock.settimeout(left)
+            deadline.watch(sock)
             try:
                 sock.connect(sockaddr)
                 return sock
@@ -211,8 +391,8 @@ def _guarded_connection(policy: ImagePolicy, timeout: float) -> Any:
     return create
 
 
-def _opener(policy: ImagePolicy) -> urllib.request.OpenerDirector:
-    create = _guarded_connection(policy, policy.timeout)
+def _opener(policy: ImagePolicy, deadline: _Deadline) -> urllib.request.OpenerDirector:
+    create = _guarded_connection(policy, deadline)
 
     class _HTTP(http.client.HTTPConnection):
         def connect(self) -> None:
@@ -223,6 +403,7 @@ def _opener(policy: ImagePolicy) -> urllib.request.OpenerDirector:
         def connect(self) -> None:
             self._create_connection = create  # type: ignore[attr-defined]
             super().connect()
+            deadline.watch(self.sock)  # the TLS socket: wrapping detached the one ``create`` watched
 
     class _HTTPHandler(urllib.request.HTTPHandler):
         def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
@@ -257,20 +438,39 @@ def _fetch(url: str, policy: ImagePolicy, item: str, index: int | None) -> PILIm
     if not policy.allow_remote:
         raise _fail(item, index, "image URLs are not allowed here; send the image as base64 or a data URI")
     request = urllib.request.Request(url, headers={"User-Agent": "lychee-integrations", "Accept": "image/*"})
-    try:
-        with _opener(policy).open(request, timeout=policy.timeout) as response:
-            length = response.headers.get("Content-Length")
-            if length is not None and length.isdigit() and int(length) > policy.max_bytes:
-                raise _fail(item, index, f"image at {url} is {length} bytes, over the limit of {policy.max_bytes}")
-            data = response.read(policy.max_bytes + 1)
-    except ImageLoadError:
-        raise
-    except urllib.error.HTTPError as exc:
-        raise _fail(item, index, f"image URL {url} answered HTTP {exc.code}") from exc
-    except (OSError, ValueError, http.client.HTTPException) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise _fail(item, index, f"cannot fetch image URL {url}: {reason}") from exc
+    late = f"image URL {url} did not finish downloading within {policy.timeout:g} s"
+    with _Deadline(policy.timeout) as deadline:
+        try:
+            with _opener(policy, deadline).open(request, timeout=policy.timeout) as response:
+                length = response.headers.get("Content-Length")
+                if length is not None and length.isdigit() and int(length) > policy.max_bytes:
+                    raise _fail(item, index, f"image at {url} is {length} bytes, over the limit of {policy.max_bytes}")
+                data = _read_body(response, policy.max_bytes + 1, deadline)
+        except ImageLoadError:
+            raise
+        except urllib.error.HTTPError as exc:
+            raise _fail(item, index, f"image URL {url} answered HTTP {exc.code}") from exc
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            if deadline.expired.is_set() or deadline.left() <= 0:
+                raise _fail(item, index, late) from exc
+            reason = getattr(exc, "reason", None) or exc
+            raise _fail(item, index, f"cannot fetch image URL {url}: {reason}") from exc
+        if deadline.expired.is_set():  # the watchdog's shutdown can look like the end of the body
+            raise _fail(item, index, late)
     return _decode(data, policy, item, index)
+
+
+def _read_body(response: http.client.HTTPResponse, limit: int, deadline: _Deadline) -> bytes:
+    """Read at most ``limit`` bytes, giving up when the deadline passes between two reads."""
+    data = bytearray()
+    while len(data) < limit:
+        if deadline.left() <= 0:
+            raise TimeoutError("the download's time is up")
+        chunk = response.read1(min(_READ_CHUNK, limit - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
 
 
 def _parse_data_uri(uri: str, item: str, index: int | None) -> bytes:
@@ -372,6 +572,7 @@ def load_image(
         except (OSError, ValueError) as exc:
             raise _fail(item, index, f"image is corrupt or truncated: {exc}") from exc
         converted = _to_rgb(source)
+        converted = _downscaled(converted, policy)
         return converted.copy() if converted is source else converted
     if isinstance(source, (bytes, bytearray, memoryview)):
         return _decode(bytes(source), policy, item, index)

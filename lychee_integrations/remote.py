@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from lychee_integrations._deps import require
-from lychee_integrations._http import Exchange, Replicas
+from lychee_integrations._http import Exchange, Replicas, asend, send
 from lychee_integrations._wire import (
     FORMATS,
     ServerInfo,
@@ -146,6 +146,26 @@ def _normalise_urls(base_url: str | Sequence[str]) -> list[str]:
     return out
 
 
+def _api_key(given: str | None) -> str | None:
+    """Return the key to send: ``given``, else ``$LYCHEE_API_KEY``, else ``None``; refuse a blank one."""
+    if given is not None:
+        where, key = "api_key", given
+    elif API_KEY_ENV in os.environ:
+        where, key = f"${API_KEY_ENV}", os.environ[API_KEY_ENV]
+    else:
+        return None
+    if not isinstance(key, str):
+        raise ConfigurationError(f"{where} must be a string, got {type(key).__name__}")
+    if not key.strip():
+        raise ConfigurationError(
+            f"{where} is blank ({key!r}): give the server's key, or leave api_key unset and "
+            f"unset {API_KEY_ENV} to send none"
+        )
+    if any(c in key for c in "\r\n\0"):
+        raise ConfigurationError(f"{where} holds a line break or NUL byte; it cannot go in an HTTP header")
+    return key
+
+
 class RemoteReranker(Scorer):
     """A reranker that scores on a ``lychee serve`` server (or any server of the same shape).
 
@@ -175,7 +195,8 @@ class RemoteReranker(Scorer):
         base_url: The server's root URL (``http://host:8000``), or a list of replicas'
             URLs: calls go to them in turn, and a replica that refuses connections or
             answers 429/503 is skipped while others answer.
-        api_key: Sent as ``Authorization: Bearer <key>``; ``None`` reads ``LYCHEE_API_KEY``.
+        api_key: Sent as ``Authorization: Bearer <key>``; ``None`` reads ``LYCHEE_API_KEY``
+            (unset: no key is sent). A blank key, given or in the environment, is refused.
         timeout: Seconds one request may take, retries and waits included; a server that
             does not answer in time raises :class:`~lychee_integrations.errors.ServerTimeoutError`.
         max_retries: Further tries after a connection error, a 429 or a 503 (never after
@@ -196,7 +217,7 @@ class RemoteReranker(Scorer):
             functions; the async client awaits them when they return a coroutine).
 
     Raises:
-        ConfigurationError: A bad URL or option.
+        ConfigurationError: A bad URL or option, or a blank API key.
         MissingDependencyError: httpx is missing (``pip install 'lychee-integrations[remote]'``).
 
     Example:
@@ -255,7 +276,7 @@ class RemoteReranker(Scorer):
         self._model = model
         if registry is not None:
             self.registry = registry
-        key = api_key if api_key is not None else (os.environ.get(API_KEY_ENV) or None)
+        key = _api_key(api_key)
         self._has_key = key is not None
         self._headers = {"User-Agent": _USER_AGENT, **(headers or {})}
         if key is not None:
@@ -483,7 +504,11 @@ class RemoteReranker(Scorer):
 
         def one_try() -> httpx.Response:
             with exchange.attempt() as (url, timeout):
-                return exchange.judge(client.request(method, url, json=body, timeout=timeout))
+
+                def request(started: Any) -> httpx.Response:
+                    return send(client, method, url, body, timeout, exchange.deadline, started)
+
+                return exchange.judge(exchange.run(url, request))
 
         return exchange.retrying()(one_try)
 
@@ -492,7 +517,8 @@ class RemoteReranker(Scorer):
 
         async def one_try() -> httpx.Response:
             with exchange.attempt() as (url, timeout):
-                return exchange.judge(await client.request(method, url, json=body, timeout=timeout))
+                request = asend(client, method, url, body, timeout, exchange.deadline)
+                return exchange.judge(await exchange.arun(url, request))
 
         return await exchange.aretrying()(one_try)
 

@@ -22,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from lychee_integrations.chat_templates import read_chat_template
 from lychee_integrations.errors import MissingDependencyError
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "QWEN3_VL_ADDED_TOKENS",
     "QWEN3_VL_CHAT_TEMPLATE",
     "QWEN3_VL_VOCAB_SIZE",
+    "SPECIAL_TOKENS",
     "real_qwen_tokenizer",
     "tiktoken_path",
 ]
@@ -48,7 +50,8 @@ QWEN2_5_VL_VOCAB_SIZE = 152064
 #: Rows of the embedding and LM head of Qwen3-VL-2B (and Qwen3-VL-Reranker-2B).
 QWEN3_VL_VOCAB_SIZE = 151936
 
-_SPECIAL = (
+#: The special tokens of Qwen2(-VL), Qwen2.5(-VL) and Qwen3(-VL), in id order from 151643.
+SPECIAL_TOKENS = (
     "<|endoftext|>",
     "<|im_start|>",
     "<|im_end|>",
@@ -76,7 +79,7 @@ _NOT_SPECIAL = (
 )
 
 #: The added tokens of the Qwen2.5-VL tokenizer in id order from 151643, with whether each is special.
-QWEN2_5_VL_ADDED_TOKENS: tuple[tuple[str, bool], ...] = tuple((t, True) for t in _SPECIAL) + tuple(
+QWEN2_5_VL_ADDED_TOKENS: tuple[tuple[str, bool], ...] = tuple((t, True) for t in SPECIAL_TOKENS) + tuple(
     (t, False) for t in _NOT_SPECIAL
 )
 
@@ -93,131 +96,7 @@ _MODEL_MAX_LENGTH = {"lychee": 131072, "qwen3-vl": 262144}
 # file (two independent GitHub copies, byte-identical, one stating it is byte-identical to
 # Qwen/Qwen3-VL-8B-Instruct's); it could not be checked against the Hub itself, which is offline here.
 # sha256 of the template text: 3636d0f0bd6bef02654cdffdc447b79cb2cef8ab02cc75267345946291a489e4.
-QWEN3_VL_CHAT_TEMPLATE = (
-    "{%- if tools %}\n"
-    "    {{- '<|im_start|>system\\n' }}\n"
-    "    {%- if messages[0].role == 'system' %}\n"
-    "        {%- if messages[0].content is string %}\n"
-    "            {{- messages[0].content }}\n"
-    "        {%- else %}\n"
-    "            {%- for content in messages[0].content %}\n"
-    "                {%- if 'text' in content %}\n"
-    "                    {{- content.text }}\n"
-    "                {%- endif %}\n"
-    "            {%- endfor %}\n"
-    "        {%- endif %}\n"
-    "        {{- '\\n\\n' }}\n"
-    "    {%- endif %}\n"
-    '    {{- "# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\nY'
-    'ou are provided with function signatures within <tools></tools> XML tags:\\n<tools>" }}\n'
-    "    {%- for tool in tools %}\n"
-    '        {{- "\\n" }}\n'
-    "        {{- tool | tojson }}\n"
-    "    {%- endfor %}\n"
-    '    {{- "\\n</tools>\\n\\nFor each function call, return a json object with function name and'
-    ' arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\"name\\": <function-nam'
-    'e>, \\"arguments\\": <args-json-object>}\\n</tool_call><|im_end|>\\n" }}\n'
-    "{%- else %}\n"
-    "    {%- if messages[0].role == 'system' %}\n"
-    "        {{- '<|im_start|>system\\n' }}\n"
-    "        {%- if messages[0].content is string %}\n"
-    "            {{- messages[0].content }}\n"
-    "        {%- else %}\n"
-    "            {%- for content in messages[0].content %}\n"
-    "                {%- if 'text' in content %}\n"
-    "                    {{- content.text }}\n"
-    "                {%- endif %}\n"
-    "            {%- endfor %}\n"
-    "        {%- endif %}\n"
-    "        {{- '<|im_end|>\\n' }}\n"
-    "    {%- endif %}\n"
-    "{%- endif %}\n"
-    "{%- set image_count = namespace(value=0) %}\n"
-    "{%- set video_count = namespace(value=0) %}\n"
-    "{%- for message in messages %}\n"
-    '    {%- if message.role == "user" %}\n'
-    "        {{- '<|im_start|>' + message.role + '\\n' }}\n"
-    "        {%- if message.content is string %}\n"
-    "            {{- message.content }}\n"
-    "        {%- else %}\n"
-    "            {%- for content in message.content %}\n"
-    "                {%- if content.type == 'image' or 'image' in content or 'image_url' in content %}\n"
-    "                    {%- set image_count.value = image_count.value + 1 %}\n"
-    "                    {%- if add_vision_id %}Picture {{ image_count.value }}: {% endif -%}\n"
-    "                    <|vision_start|><|image_pad|><|vision_end|>\n"
-    "                {%- elif content.type == 'video' or 'video' in content %}\n"
-    "                    {%- set video_count.value = video_count.value + 1 %}\n"
-    "                    {%- if add_vision_id %}Video {{ video_count.value }}: {% endif -%}\n"
-    "                    <|vision_start|><|video_pad|><|vision_end|>\n"
-    "                {%- elif 'text' in content %}\n"
-    "                    {{- content.text }}\n"
-    "                {%- endif %}\n"
-    "            {%- endfor %}\n"
-    "        {%- endif %}\n"
-    "        {{- '<|im_end|>\\n' }}\n"
-    '    {%- elif message.role == "assistant" %}\n'
-    "        {{- '<|im_start|>' + message.role + '\\n' }}\n"
-    "        {%- if message.content is string %}\n"
-    "            {{- message.content }}\n"
-    "        {%- else %}\n"
-    "            {%- for content_item in message.content %}\n"
-    "                {%- if 'text' in content_item %}\n"
-    "                    {{- content_item.text }}\n"
-    "                {%- endif %}\n"
-    "            {%- endfor %}\n"
-    "        {%- endif %}\n"
-    "        {%- if message.tool_calls %}\n"
-    "            {%- for tool_call in message.tool_calls %}\n"
-    "                {%- if (loop.first and message.content) or (not loop.first) %}\n"
-    "                    {{- '\\n' }}\n"
-    "                {%- endif %}\n"
-    "                {%- if tool_call.function %}\n"
-    "                    {%- set tool_call = tool_call.function %}\n"
-    "                {%- endif %}\n"
-    '                {{- \'<tool_call>\\n{"name": "\' }}\n'
-    "                {{- tool_call.name }}\n"
-    '                {{- \'", "arguments": \' }}\n'
-    "                {%- if tool_call.arguments is string %}\n"
-    "                    {{- tool_call.arguments }}\n"
-    "                {%- else %}\n"
-    "                    {{- tool_call.arguments | tojson }}\n"
-    "                {%- endif %}\n"
-    "                {{- '}\\n</tool_call>' }}\n"
-    "            {%- endfor %}\n"
-    "        {%- endif %}\n"
-    "        {{- '<|im_end|>\\n' }}\n"
-    '    {%- elif message.role == "tool" %}\n'
-    '        {%- if loop.first or (messages[loop.index0 - 1].role != "tool") %}\n'
-    "            {{- '<|im_start|>user' }}\n"
-    "        {%- endif %}\n"
-    "        {{- '\\n<tool_response>\\n' }}\n"
-    "        {%- if message.content is string %}\n"
-    "            {{- message.content }}\n"
-    "        {%- else %}\n"
-    "            {%- for content in message.content %}\n"
-    "                {%- if content.type == 'image' or 'image' in content or 'image_url' in content %}\n"
-    "                    {%- set image_count.value = image_count.value + 1 %}\n"
-    "                    {%- if add_vision_id %}Picture {{ image_count.value }}: {% endif -%}\n"
-    "                    <|vision_start|><|image_pad|><|vision_end|>\n"
-    "                {%- elif content.type == 'video' or 'video' in content %}\n"
-    "                    {%- set video_count.value = video_count.value + 1 %}\n"
-    "                    {%- if add_vision_id %}Video {{ video_count.value }}: {% endif -%}\n"
-    "                    <|vision_start|><|video_pad|><|vision_end|>\n"
-    "                {%- elif 'text' in content %}\n"
-    "                    {{- content.text }}\n"
-    "                {%- endif %}\n"
-    "            {%- endfor %}\n"
-    "        {%- endif %}\n"
-    "        {{- '\\n</tool_response>' }}\n"
-    '        {%- if loop.last or (messages[loop.index0 + 1].role != "tool") %}\n'
-    "            {{- '<|im_end|>\\n' }}\n"
-    "        {%- endif %}\n"
-    "    {%- endif %}\n"
-    "{%- endfor %}\n"
-    "{%- if add_generation_prompt %}\n"
-    "    {{- '<|im_start|>assistant\\n' }}\n"
-    "{%- endif %}\n"
-)
+QWEN3_VL_CHAT_TEMPLATE = read_chat_template("qwen3_vl.jinja")
 
 
 def tiktoken_path() -> Path:

@@ -20,7 +20,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from lychee_integrations.chat_templates import read_chat_template
 from lychee_integrations.engine.checkpoint import RANDOM_MARKER
+from lychee_integrations.real_vocab import SPECIAL_TOKENS
 
 logger = logging.getLogger(__name__)
 
@@ -42,34 +44,11 @@ FAMILIES = ("lychee", "qwen3-vl")
 REAL_VOCAB_SIZE = 152064
 
 #: The chat template shipped with Qwen2-VL and Qwen2.5-VL checkpoints (a model format fact).
-QWEN2_VL_CHAT_TEMPLATE = (
-    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
-    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}"
-    "{{ message['content'] }}<|im_end|>\n{% else %}{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}"
-    "Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif content['type'] == 'video' or 'video' in content %}"
-    "{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}"
-    "Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
-    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
-    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
+QWEN2_VL_CHAT_TEMPLATE = read_chat_template("qwen2_5_vl.jinja")
 
 #: A Qwen3-VL-style chat template (written from the format: system, user and assistant turns,
 #: ``<|vision_start|><|image_pad|><|vision_end|>`` per image, no default system message).
-QWEN3_VL_CHAT_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
-    "{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif content['type'] == 'video' or 'video' in content %}<|vision_start|><|video_pad|><|vision_end|>"
-    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
+QWEN3_VL_CHAT_TEMPLATE = read_chat_template("qwen3_vl_toy.jinja")
 
 #: Architecture sizes: ``tiny`` for tests; ``small`` (8 layers of 512, head size 64) for CPU benchmarks
 #: and for vLLM, whose CPU attention needs a head size of 64. ``build_tiny_checkpoint`` also takes a dict of the
@@ -111,22 +90,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-_SPECIAL_TOKENS = (
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|object_ref_start|>",
-    "<|object_ref_end|>",
-    "<|box_start|>",
-    "<|box_end|>",
-    "<|quad_start|>",
-    "<|quad_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|vision_pad|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
-)
 
 _CORPUS = (
     "Judge whether the Document meets the requirements based on the Query and the Instruct provided.",
@@ -278,7 +241,7 @@ def _tiny_tokenizer() -> Any:
 
     vocab, merges = _train_tokenizer(vocab_target=400)
     tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, clean_up_tokenization_spaces=False)
-    tokenizer.add_special_tokens({"additional_special_tokens": list(_SPECIAL_TOKENS[1:])})
+    tokenizer.add_special_tokens({"additional_special_tokens": list(SPECIAL_TOKENS[1:])})
     tokenizer.model_max_length = 32768
     for word in ("yes", "no"):
         if len(tokenizer.encode(word, add_special_tokens=False)) != 1:
@@ -306,7 +269,7 @@ def _build_tiny_qwen3_vl(
         video_processor=Qwen3VLVideoProcessor(patch_size=16, merge_size=2, temporal_patch_size=2),
         chat_template=chat_template,
     )
-    ids: dict[str, int] = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in _SPECIAL_TOKENS}
+    ids: dict[str, int] = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in SPECIAL_TOKENS}
     n_vocab = vocab_size if vocab_size is not None else len(tokenizer)
     if n_vocab < len(tokenizer):
         raise ValueError(f"vocab_size={n_vocab} is smaller than the tokenizer ({len(tokenizer)} tokens)")
@@ -395,7 +358,7 @@ def build_tiny_checkpoint(
         chat_template=chat_template,
     )
 
-    ids: dict[str, int] = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in _SPECIAL_TOKENS}  # type: ignore[misc]
+    ids: dict[str, int] = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in SPECIAL_TOKENS}  # type: ignore[misc]
     n_vocab = vocab_size if vocab_size is not None else len(tokenizer)
     if n_vocab < len(tokenizer):
         raise ValueError(f"vocab_size={n_vocab} is smaller than the tokenizer ({len(tokenizer)} tokens)")

@@ -43,6 +43,7 @@ from lychee_integrations.results import RerankResult
 
 __all__ = ["LycheeRerank"]
 
+_Nodes = list[NodeWithScore]
 logger = logging.getLogger(__name__)
 dispatcher = get_dispatcher(__name__)
 
@@ -156,22 +157,14 @@ class LycheeRerank(RerankerFields, BaseNodePostprocessor):
             yield finish
         dispatcher.event(ReRankEndEvent(nodes=reranked))
 
-    def _postprocess_nodes(
-        self,
-        nodes: list[NodeWithScore],
-        query_bundle: QueryBundle | None = None,
-    ) -> list[NodeWithScore]:
+    def _postprocess_nodes(self, nodes: _Nodes, query_bundle: QueryBundle | None = None) -> _Nodes:
         query, documents = self._inputs(nodes, query_bundle)
         if not nodes or query_bundle is None:
             return []
         with self._reranking(nodes, query_bundle) as finish:
             return finish(self._rank(query, documents, self.top_n))
 
-    async def _apostprocess_nodes(
-        self,
-        nodes: list[NodeWithScore],
-        query_bundle: QueryBundle | None = None,
-    ) -> list[NodeWithScore]:
+    async def _apostprocess_nodes(self, nodes: _Nodes, query_bundle: QueryBundle | None = None) -> _Nodes:
         """Await the scorer's ``arerank`` (native on every backend)."""
         query, documents = self._inputs(nodes, query_bundle)
         if not nodes or query_bundle is None:

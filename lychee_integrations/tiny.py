@@ -172,27 +172,11 @@ def preset_config(preset: str | dict[str, Any], vocab_size: int, token_ids: dict
 #: whose CPU attention needs a head size of 64.
 QWEN3_VL_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
-        "text": {
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "head_dim": 16,
-            "mrope_section": [2, 3, 3],
-        },
+        "text": {**PRESETS["tiny"]["text"], "head_dim": 16},
         "vision": {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2},
     },
     "small": {
-        "text": {
-            "hidden_size": 512,
-            "intermediate_size": 1408,
-            "num_hidden_layers": 4,
-            "num_attention_heads": 8,
-            "num_key_value_heads": 4,
-            "head_dim": 64,
-            "mrope_section": [8, 12, 12],
-        },
+        "text": {**PRESETS["small"]["text"], "num_hidden_layers": 4, "head_dim": 64},
         "vision": {"depth": 2, "hidden_size": 128, "intermediate_size": 256, "num_heads": 2},
     },
 }

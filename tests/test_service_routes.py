@@ -272,3 +272,16 @@ def test_the_header_limit_is_enforced_by_the_server(client: httpx.Client) -> Non
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_openapi_describes_the_new_routes_exactly(
+    api: str, client: httpx.Client, tiny_reranker: LycheeReranker
+) -> None:
+    spec = client.get(f"{api}/openapi.json").json()
+    assert {"/v1/score", "/v1/models"} <= set(spec["paths"])
+    schemas = spec["components"]["schemas"]
+    limit = _max_length(tiny_reranker)
+    for name in ("CompatRerankRequest", "ScoreV1Request"):
+        branches = schemas[name]["properties"]["truncate_prompt_tokens"]["anyOf"]
+        assert {"type": "integer", "minimum": limit} in branches and {"type": "integer", "enum": [-1]} in branches
+    assert schemas["CompatRerankRequest"]["properties"]["return_documents"]["default"] is False

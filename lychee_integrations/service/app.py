@@ -44,6 +44,7 @@ from lychee_integrations.service.auth import AuthPolicy, BearerAuthMiddleware  #
 from lychee_integrations.service.docs_page import DOCS_ASSETS, add_docs_page  # noqa: E402
 from lychee_integrations.service.handlers import (  # noqa: E402
     TooManyDocumentsError,
+    max_length_of,
     run_compat,
     run_native,
     run_score,
@@ -294,8 +295,12 @@ def create_app(
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            refine_openapi(plain_openapi(), max_documents=settings.max_documents)
-        return app.openapi_schema  # type: ignore[return-value]
+            limit = max_length_of(reranker, load=False)
+            schema = refine_openapi(plain_openapi(), max_documents=settings.max_documents, max_length=limit)
+            if limit is None and not state.loaded:  # describe truncate_prompt_tokens again once the model is in
+                app.openapi_schema = None
+            return schema
+        return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.state.reranker = reranker

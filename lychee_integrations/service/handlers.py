@@ -41,7 +41,7 @@ from lychee_integrations.service.schemas import (
     Usage,
 )
 
-__all__ = ["TooManyDocumentsError", "run_compat", "run_native", "run_score"]
+__all__ = ["TooManyDocumentsError", "check_truncation", "max_length_of", "run_compat", "run_native", "run_score"]
 
 
 class TooManyDocumentsError(LycheeError):
@@ -64,13 +64,16 @@ def _scored(
     return call.documents, scored, instruction
 
 
-def _max_length(scorer: Scorer) -> int | None:
-    """Return the most tokens the scorer reads per pair, or ``None`` when it cannot tell (a remote scorer)."""
+def max_length_of(scorer: Scorer, *, load: bool = True) -> int | None:
+    """Return the most tokens the scorer reads per pair, or ``None`` when it cannot tell (a remote scorer).
+
+    The in-process engine knows once its model is loaded; ``load=False`` does not load it.
+    """
     value = getattr(scorer, "max_length", None)
     if isinstance(value, int):
         return value
     runtime = getattr(scorer, "_get_runtime", None)  # the in-process engine: its encoder's limit
-    if runtime is not None:
+    if runtime is not None and (load or getattr(scorer, "is_loaded", False)):
         value = getattr(getattr(runtime(), "encoder", None), "max_length", None)
         if isinstance(value, int):
             return value
@@ -86,7 +89,7 @@ def check_truncation(scorer: Scorer, value: int | None) -> None:
     """
     if value is None or value == -1:
         return
-    limit = _max_length(scorer)
+    limit = max_length_of(scorer)
     if limit is not None and value >= limit:
         return
     where = f"max_length ({limit} tokens)" if limit is not None else "its max_length"

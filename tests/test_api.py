@@ -247,7 +247,11 @@ def test_compat_without_documents_and_top_n_zero(api: str, client: httpx.Client,
 
 def test_compat_jina_objects_with_images(api: str, client: httpx.Client, tiny_reranker: Any) -> None:
     blue, gray = make_image((20, 20, 220), (90, 60), 20), make_image((128,) * 3)
-    body = {"query": QUERY, "documents": [{"text": TEXTS[0]}, {"image": b64(blue)}, {"image": data_uri(gray)}]}
+    body = {
+        "query": QUERY,
+        "documents": [{"text": TEXTS[0]}, {"image": b64(blue)}, {"image": data_uri(gray)}],
+        "return_documents": True,
+    }
     data = _post(client, f"{api}/v1/rerank", body).json()
     expected = tiny_reranker.score(QUERY, [TEXTS[0], {"image": blue}, {"image": gray}])
     _check_ranked(data["results"], expected, key="relevance_score")
@@ -392,7 +396,8 @@ BAD_REQUESTS: list[tuple[str, str, Any, int, str]] = [
     ("documents-string", "/api/rerank", {"query": "q", "documents": "x"}, 422, "documents"),
     ("text-number", "/api/rerank", {"query": "q", "documents": [{"text": 5}]}, 422, "documents.0.text"),
     ("top-n-string", "/api/rerank", {"query": "q", "documents": ["x"], "top_n": "2"}, 422, "top_n"),
-    ("top-n-zero", "/api/rerank", {"query": "q", "documents": ["x"], "top_n": 0}, 422, "top_n"),
+    ("top-n-negative", "/api/rerank", {"query": "q", "documents": ["x"], "top_n": -1}, 422, "top_n"),
+    ("top-n-negative-compat", "/v1/rerank", {"query": "q", "documents": ["x"], "top_n": -1}, 422, "top_n"),
     ("unknown-field", "/api/rerank", {"query": "q", "documents": ["x"], "temperature": 1}, 422, "temperature"),
     ("unknown-doc-key", "/api/rerank", {"query": "q", "documents": [{"txt": "x"}]}, 422, "documents.0.txt"),
     (
@@ -443,7 +448,12 @@ def test_several_bad_documents_are_all_listed(api: str, client: httpx.Client) ->
 
 def test_malformed_json_and_wrong_content_type(api: str, client: httpx.Client) -> None:
     response = client.post(f"{api}/api/rerank", content=b'{"query": ', headers={"content-type": "application/json"})
-    assert response.status_code == 422 and "JSON" in response.json()["detail"]
+    assert response.status_code == 422
+    assert response.json()["detail"] == "body: invalid JSON at line 1 column 11: expecting value"
+    response = client.post(
+        f"{api}/v1/rerank", content=b'{"query": "q",\n "documents": [1,]}', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422 and "invalid JSON at line 2 column 18" in response.json()["detail"]
     response = client.post(f"{api}/api/rerank", content=b"query=q", headers={"content-type": "text/plain"})
     assert 400 <= response.status_code < 500 and "Traceback" not in response.text
 

@@ -120,7 +120,7 @@ def test_usage_and_cohere_meta(keyed: str, client: httpx.Client, tiny_reranker: 
     data = client.post(f"{keyed}/v1/rerank", json=RERANK_BODY, headers=AUTH).json()
     tokens = tiny_reranker.score_with_usage(QUERY, TEXTS).tokens
     assert tokens is not None
-    assert tokens > 0 and data["usage"] == {"total_tokens": tokens}
+    assert tokens > 0 and data["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}
     assert data["meta"]["billed_units"] == {"search_units": 1, "input_tokens": tokens}
     assert data["meta"]["tokens"] == {"input_tokens": tokens}
     assert data["model"] == "lychee-tiny"
@@ -295,7 +295,7 @@ def test_ready_is_503_until_the_model_is_loaded(tiny_checkpoint: Path, client: h
         assert client.post(f"{base}/v1/rerank", json=RERANK_BODY).status_code == 200
 
 
-def test_ready_reports_a_failed_load(tmp_path: Path, client: httpx.Client) -> None:
+def test_ready_reports_a_failed_load(tmp_path: Path, client: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
     failures: list[BaseException] = []
     failed = threading.Event()
 
@@ -308,7 +308,9 @@ def test_ready_reports_a_failed_load(tmp_path: Path, client: httpx.Client) -> No
         assert failed.wait(60)
         response = client.get(f"{base}/ready")
     assert response.status_code == 503 and response.json()["status"] == "failed"
-    assert "failed to load" in response.json()["detail"] and len(failures) == 1
+    assert response.json()["detail"] == "the model failed to load; the server log has the details"
+    assert str(tmp_path.parent) not in response.text and len(failures) == 1
+    assert str(tmp_path) in caplog.text  # the details are in the log
 
 
 # ---------------------------------------------------------------- docs page

@@ -35,6 +35,7 @@ __all__ = [
     "cmd_templates",
     "cmd_ui",
     "cmd_vllm_serve",
+    "uvicorn_config",
 ]
 
 logger = logging.getLogger(__name__)
@@ -173,8 +174,12 @@ def _api_key(args: argparse.Namespace) -> str | None:
         if not args.api_key.strip():
             raise UsageError("argument --api-key: the key is empty")
         return str(args.api_key).strip()
-    env_key: str = os.environ.get("LYCHEE_API_KEY", "").strip()
-    return env_key or None
+    env_key = os.environ.get("LYCHEE_API_KEY")
+    if env_key is None:
+        return None
+    if not env_key.strip():  # set but blank: serving without a key would not be what was meant
+        raise UsageError("$LYCHEE_API_KEY is set but blank: give the key, or unset the variable")
+    return env_key.strip()
 
 
 def _settings(args: argparse.Namespace) -> ServiceSettings:
@@ -199,6 +204,30 @@ def _settings(args: argparse.Namespace) -> ServiceSettings:
 
 
 _LOG_FORMAT = "%(levelname)s %(name)s [%(request_id)s]: %(message)s"
+
+
+def uvicorn_config(app: Any, args: argparse.Namespace) -> Any:
+    """Build the ``uvicorn.Config`` of ``lychee serve``/``ui`` from their parsed options.
+
+    The server speaks HTTP/1.1 through h11, whose ``--max-header-size`` bounds the request line
+    and headers; ``--limit-concurrency`` answers 503 beyond that many connections and requests,
+    ``--timeout-keep-alive`` closes idle connections, ``--backlog`` bounds the accept queue.
+    """
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        http="h11",
+        log_level="info" if args.verbose else "warning",
+        log_config=None,  # records go to the root logger, with their request id
+        timeout_graceful_shutdown=args.graceful_timeout,
+        limit_concurrency=args.limit_concurrency,
+        timeout_keep_alive=args.timeout_keep_alive,
+        h11_max_incomplete_event_size=args.max_header_size,
+        backlog=args.backlog,
+    )
 
 
 def _start(args: argparse.Namespace, *, ui: bool) -> int:
@@ -253,15 +282,7 @@ def _start(args: argparse.Namespace, *, ui: bool) -> int:
         f"serving {reranker.model_name}: " + (f"web page at {page}" if ui else f"API docs at {where}/docs") + loading,
         flush=True,
     )
-    config = uvicorn.Config(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level="info" if args.verbose else "warning",
-        log_config=None,  # records go to the root logger, with their request id
-        timeout_graceful_shutdown=args.graceful_timeout,
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app, args))
     # uvicorn finishes the requests in flight on SIGTERM, then raises the signal again under the
     # handler that was in place before it started: with this one, a clean stop exits with 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)

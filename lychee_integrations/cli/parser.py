@@ -126,6 +126,34 @@ def _add_service_options(parser: argparse.ArgumentParser, default_port: int) -> 
         help="on SIGTERM, how long requests in flight may take to finish (default: 30)",
     )
     net.add_argument(
+        "--limit-concurrency",
+        type=_positive_int,
+        default=1024,
+        metavar="N",
+        help="most connections and requests at once; more are answered with 503 (default: 1024)",
+    )
+    net.add_argument(
+        "--timeout-keep-alive",
+        type=_positive_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="close an idle keep-alive connection after this long (default: 5)",
+    )
+    net.add_argument(
+        "--max-header-size",
+        type=_size,
+        default="16KiB",
+        metavar="SIZE",
+        help="largest request line and headers (h11's max incomplete event size; default: 16KiB)",
+    )
+    net.add_argument(
+        "--backlog",
+        type=_positive_int,
+        default=2048,
+        metavar="N",
+        help="connections waiting to be accepted (default: 2048)",
+    )
+    net.add_argument(
         "--served-model-name",
         metavar="NAME",
         help="model name in responses, /health and metrics (default: the hub id, or the checkpoint directory's name)",

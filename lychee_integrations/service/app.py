@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -43,8 +44,10 @@ from lychee_integrations.service.auth import AuthPolicy, BearerAuthMiddleware  #
 from lychee_integrations.service.docs_page import DOCS_ASSETS, add_docs_page  # noqa: E402
 from lychee_integrations.service.handlers import (  # noqa: E402
     TooManyDocumentsError,
+    max_length_of,
     run_compat,
     run_native,
+    run_score,
 )
 from lychee_integrations.service.metrics import CONTENT_TYPE_LATEST, MetricsMiddleware, ServiceMetrics  # noqa: E402
 from lychee_integrations.service.middleware import BodySizeLimitMiddleware  # noqa: E402
@@ -62,10 +65,14 @@ from lychee_integrations.service.schemas import (  # noqa: E402
     CompatRerankResponse,
     ErrorResponse,
     HealthResponse,
+    ModelCard,
+    ModelList,
     ReadyResponse,
     RerankRequest,
     RerankResponse,
     ScoreResponse,
+    ScoreV1Request,
+    ScoreV1Response,
     ServiceLimits,
     TemplateInfo,
 )
@@ -96,6 +103,7 @@ document (text, image, or both) meets a query (text, image, or both) under an in
 
 * `POST /api/rerank`: the native API (instruction templates, single-document scoring, score bands).
 * `POST /v1/rerank`: the Cohere/Jina/vLLM rerank shape, for existing clients (also at `/rerank`, `/v2/rerank`).
+* `POST /v1/score`: vLLM's score shape (`text_1`, `text_2`); `GET /v1/models`: OpenAI's model list.
 * `GET /health` (liveness, limits), `GET /ready` (503 until the model is loaded), `GET /metrics` (Prometheus).
 
 With an API key configured, every route but `/health`, `/ready` and these docs needs
@@ -117,15 +125,28 @@ def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _json_position(body: object, position: object) -> str:
+    """``line L column C`` of a character offset in the body (as :mod:`json` counts), else ``character N``."""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if not isinstance(position, int):
+        return "an unknown position"
+    if not isinstance(body, str):
+        return f"character {position}"
+    line = body.count("\n", 0, position) + 1
+    column = position - body.rfind("\n", 0, position)
+    return f"line {line} column {column}"
+
+
 def _validation_message(exc: RequestValidationError) -> list[str]:
     """One line per location; the alternatives pydantic tried for a union are joined with 'or'."""
     by_location: dict[str, list[str]] = {}
     for error in exc.errors():
         loc = tuple(error.get("loc", ()))
         if error.get("type") == "json_invalid":
-            position = loc[1] if len(loc) > 1 else "?"
-            reason = (error.get("ctx") or {}).get("error", "")
-            by_location.setdefault("body", []).append(f"invalid JSON at character {position}: {reason}".rstrip(": "))
+            where = _json_position(exc.body, loc[1] if len(loc) > 1 else None)
+            reason = str((error.get("ctx") or {}).get("error", "")).lower()
+            by_location.setdefault("body", []).append(f"invalid JSON at {where}: {reason}".rstrip(": "))
             continue
         message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
         messages = by_location.setdefault(_location(loc), [])
@@ -248,6 +269,7 @@ def create_app(
     model_name = settings.served_model_name or default_served_name(reranker.model_name)
     state = ModelState(reranker, on_failure=on_load_failure)
     metrics = ServiceMetrics(model_name, lambda: state.loaded)
+    started = int(time.time())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -273,8 +295,12 @@ def create_app(
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            refine_openapi(plain_openapi(), max_documents=settings.max_documents)
-        return app.openapi_schema  # type: ignore[return-value]
+            limit = max_length_of(reranker, load=False)
+            schema = refine_openapi(plain_openapi(), max_documents=settings.max_documents, max_length=limit)
+            if limit is None and not state.loaded:  # describe truncate_prompt_tokens again once the model is in
+                app.openapi_schema = None
+            return schema
+        return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.state.reranker = reranker
@@ -323,8 +349,8 @@ def create_app(
         detail = None
         if current == "loading":
             detail = "the model is loading"
-        elif current == "failed":
-            detail = f"the model failed to load: {state.error}"
+        elif current == "failed":  # why is in the server log, never in the answer (paths, loader messages)
+            detail = "the model failed to load; the server log has the details"
         body = ReadyResponse(status=current, model=model_name, model_loaded=state.loaded, detail=detail)
         headers = {"Retry-After": "5"} if current == "loading" else None
         content = body.model_dump(exclude_none=True)
@@ -373,6 +399,26 @@ def create_app(
         The response has `usage.total_tokens` (vLLM, Jina) and Cohere's `meta` block.
         """
         return await run(run_compat, reranker, body, settings.max_documents, model_name)
+
+    @app.post(
+        "/v1/score",
+        response_model=ScoreV1Response,
+        responses=responses(_ERRORS),
+        tags=["rerank"],
+        summary="Score pairs (vLLM's /v1/score)",
+        dependencies=dependencies,
+    )
+    async def score(body: ScoreV1Request) -> ScoreV1Response:
+        """Score `text_1` against each `text_2` (or two equal-length lists pairwise), in vLLM's shape.
+
+        The scores are those of `/v1/rerank` for the same query and documents, in the pairs' order.
+        """
+        return await run(run_score, reranker, body, settings.max_documents, model_name)
+
+    @app.get("/v1/models", response_model=ModelList, tags=["service"], dependencies=dependencies, responses=responses())
+    async def models() -> ModelList:
+        """List the model served, in OpenAI's shape (`id` is the served model name)."""
+        return ModelList(data=[ModelCard(id=model_name, created=started)])
 
     for path, summary in (
         ("/v1/rerank", "Rerank (Cohere v1, Jina, vLLM)"),

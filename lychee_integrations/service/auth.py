@@ -85,8 +85,9 @@ class BearerAuthMiddleware:
         if scope["type"] != "http" or scope.get("method") == "OPTIONS" or not self.policy.needs_key(scope["path"]):
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        raw = headers.get(b"authorization")
+        # The first Authorization header counts (as Starlette's request.headers reads it); a
+        # dict of the headers would keep the last one.
+        raw = next((value for name, value in scope.get("headers") or () if name.lower() == b"authorization"), None)
         problem = self.policy.problem(raw.decode("latin-1") if raw is not None else None)
         if problem is None:
             await self.app(scope, receive, send)

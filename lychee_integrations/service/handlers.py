@@ -8,12 +8,14 @@ engine's own loader under the engine's image policy.
 
 from __future__ import annotations
 
+import json
 import math
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
-from lychee_integrations.errors import LycheeError
+from lychee_integrations.errors import ConfigurationError, LycheeError
 from lychee_integrations.inputs import InputLike, RerankInput
 from lychee_integrations.results import rank, score_band
 from lychee_integrations.scoring import Scored, Scorer, refuse_empty
@@ -33,10 +35,13 @@ from lychee_integrations.service.schemas import (
     RerankRequest,
     RerankResponse,
     ScoreResponse,
+    ScoreV1Item,
+    ScoreV1Request,
+    ScoreV1Response,
     Usage,
 )
 
-__all__ = ["TooManyDocumentsError", "run_compat", "run_native"]
+__all__ = ["TooManyDocumentsError", "check_truncation", "max_length_of", "run_compat", "run_native", "run_score"]
 
 
 class TooManyDocumentsError(LycheeError):
@@ -57,6 +62,45 @@ def _scored(
     scored = scorer.score_request(call)
     instruction = scored.instruction or call.instruction or scorer.default_instruction or ""
     return call.documents, scored, instruction
+
+
+def max_length_of(scorer: Scorer, *, load: bool = True) -> int | None:
+    """Return the most tokens the scorer reads per pair, or ``None`` when it cannot tell (a remote scorer).
+
+    The in-process engine knows once its model is loaded; ``load=False`` does not load it.
+    """
+    value = getattr(scorer, "max_length", None)
+    if isinstance(value, int):
+        return value
+    runtime = getattr(scorer, "_get_runtime", None)  # the in-process engine: its encoder's limit
+    if runtime is not None and (load or getattr(scorer, "is_loaded", False)):
+        value = getattr(getattr(runtime(), "encoder", None), "max_length", None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def check_truncation(scorer: Scorer, value: int | None) -> None:
+    """Accept vLLM's ``truncate_prompt_tokens`` only where it changes nothing (``None``, -1, >= max_length).
+
+    Raises:
+        ConfigurationError: A value that would cut pairs shorter than the model's ``max_length``.
+
+    """
+    if value is None or value == -1:
+        return
+    limit = max_length_of(scorer)
+    if limit is not None and value >= limit:
+        return
+    where = f"max_length ({limit} tokens)" if limit is not None else "its max_length"
+    raise ConfigurationError(
+        f"truncate_prompt_tokens: {value} is not supported: the server cuts each pair at the model's {where} "
+        "itself; send -1, null or a value at least max_length"
+    )
+
+
+def _usage(tokens: int | None) -> Usage | None:
+    return Usage(prompt_tokens=tokens, total_tokens=tokens) if tokens is not None else None
 
 
 def _native_value(value: str | InputItem) -> InputLike:
@@ -87,7 +131,7 @@ def run_native(
         )
     raw = [_native_value(d) for d in request.documents or []]
     documents, scored, instruction = _scored(scorer, query, raw, max_documents, request)
-    ranked = rank(scored.scores, request.top_n)
+    ranked = rank(scored.scores, request.top_n or None)
     return RerankResponse(
         model=model_name,
         instruction=instruction,
@@ -130,8 +174,9 @@ def run_compat(
 ) -> CompatRerankResponse:
     """Answer ``POST /v1/rerank`` (Cohere/Jina/vLLM shape), with ``usage`` and Cohere's ``meta``.
 
-    ``usage.total_tokens`` is the scorer's count of prompt tokens (images included,
-    padding excluded); it is ``None`` for a scorer that cannot tell.
+    ``usage.prompt_tokens`` (and ``total_tokens``, the same) is the scorer's count of prompt
+    tokens (images included, padding excluded); ``usage`` is ``None`` for a scorer that cannot
+    tell. Documents are echoed only with ``return_documents``; ``top_n`` 0 or ``None`` keeps all.
 
     Raises:
         InvalidInputError: A query or document cannot be scored (names the item).
@@ -139,6 +184,7 @@ def run_compat(
         TooManyDocumentsError: More than ``max_documents`` documents.
 
     """
+    check_truncation(scorer, request.truncate_prompt_tokens)
     if isinstance(request.documents, MultiModalContent):
         raw: list[InputLike] = [_from_parts(MultiModalContent(content=[part])) for part in request.documents.content]
     else:
@@ -161,6 +207,63 @@ def run_compat(
             )
             for r in ranked
         ],
-        usage=Usage(total_tokens=tokens) if tokens is not None else None,
+        usage=_usage(tokens),
         meta=meta,
+    )
+
+
+def _side(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _pairs(request: ScoreV1Request) -> list[tuple[InputLike, InputLike]]:
+    queries = [_compat_value(q) for q in _side(request.text_1)]
+    documents = [_compat_value(d) for d in _side(request.text_2)]
+    if len(queries) == 1:
+        return [(queries[0], d) for d in documents]
+    if len(queries) != len(documents):
+        raise ConfigurationError(
+            f"text_1 has {len(queries)} items and text_2 {len(documents)}: give one text_1, "
+            "or two lists of the same length (scored pairwise)"
+        )
+    return list(zip(queries, documents, strict=True))
+
+
+def _query_key(query: InputLike) -> str:
+    return json.dumps(query, sort_keys=True, default=repr)
+
+
+def run_score(scorer: Scorer, request: ScoreV1Request, max_documents: int, model_name: str) -> ScoreV1Response:
+    """Answer ``POST /v1/score`` (vLLM's shape): one score per ``(text_1, text_2)`` pair, in order.
+
+    Pairs that share a query are scored in one call (the engine reuses their prefix), so the
+    scores are those of ``/v1/rerank`` for the same query and documents.
+
+    Raises:
+        InvalidInputError: A query or document cannot be scored (names the item).
+        ConfigurationError: A bad ``task``/``instruction``, lists of different lengths, or a
+            ``truncate_prompt_tokens`` below the model's ``max_length``.
+        TooManyDocumentsError: More than ``max_documents`` pairs.
+
+    """
+    check_truncation(scorer, request.truncate_prompt_tokens)
+    pairs = _pairs(request)
+    if len(pairs) > max_documents:
+        raise TooManyDocumentsError(len(pairs), max_documents)
+    groups: dict[str, list[int]] = {}
+    for i, (query, _) in enumerate(pairs):
+        groups.setdefault(_query_key(query), []).append(i)
+    scores = [0.0] * len(pairs)
+    tokens: int | None = 0
+    for indices in groups.values():
+        _, scored, _ = _scored(scorer, pairs[indices[0]][0], [pairs[i][1] for i in indices], max_documents, request)
+        for i, value in zip(indices, scored.scores, strict=True):
+            scores[i] = value
+        tokens = None if tokens is None or scored.tokens is None else tokens + scored.tokens
+    return ScoreV1Response(
+        id=f"score-{uuid.uuid4().hex}",
+        created=int(time.time()),
+        model=model_name,
+        data=[ScoreV1Item(index=i, score=score) for i, score in enumerate(scores)],
+        usage=_usage(tokens),
     )

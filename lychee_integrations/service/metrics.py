@@ -6,7 +6,8 @@ process (tests, an app mounted in another) never clash. Series:
 * HTTP, per app: ``lychee_http_requests_total{method,route,status}``,
   ``lychee_http_request_duration_seconds{method,route}`` (histogram),
   ``lychee_http_requests_in_flight``. ``route`` is the route's template (``/v1/rerank``),
-  ``other`` for paths no route serves, so clients cannot add series at will.
+  ``other`` for paths no route serves; ``method`` is one of the standard methods (``GET``,
+  ``POST``, ...), ``other`` for any other: clients cannot add series at will.
 * Engine, from :mod:`lychee_integrations.telemetry` (everything the engines of this process
   score, the web page's runs included): ``lychee_documents_scored_total``,
   ``lychee_tokens_scored_total``, ``lychee_engine_batch_pairs``,
@@ -125,6 +126,15 @@ class ServiceMetrics:
         return generate_latest(self.registry)
 
 
+#: The methods counted under their own name; any other is counted as ``other``.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+
+
+def _method_of(scope: Scope) -> str:
+    method = str(scope.get("method", "GET"))
+    return method if method in _METHODS else "other"
+
+
 def _route_of(scope: Scope) -> str:
     """Return the template of the route that served (or would serve) the request; ``other`` if none."""
     from starlette.routing import Match
@@ -172,6 +182,6 @@ class MetricsMiddleware:
         finally:
             self.metrics.in_flight.dec()
             route = _route_of(scope)
-            method = str(scope.get("method", "GET"))
+            method = _method_of(scope)
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)

@@ -83,12 +83,57 @@ def _text_strings(prop: dict[str, Any]) -> None:
             branch["pattern"] = _TEXT["pattern"]
 
 
-def refine_openapi(schema: dict[str, Any], *, max_documents: int) -> dict[str, Any]:
+def _refine_truncation(props: dict[str, Any], max_length: int | None) -> None:
+    """``truncate_prompt_tokens``: -1, null, or (when the model's limit is known) at least ``max_length``."""
+    prop = props.get("truncate_prompt_tokens")
+    if prop is None:
+        return
+    branches: list[dict[str, Any]] = [{"type": "integer", "enum": [-1]}]
+    if max_length is not None:
+        branches.append({"type": "integer", "minimum": max_length})
+    prop["anyOf"] = [*branches, _NULL]
+
+
+def _same_lengths(max_documents: int) -> dict[str, Any]:
+    """``/v1/score``: one ``text_1`` (or a one-item list), or two lists of the same length."""
+    lists = [
+        {
+            "required": ["text_2"],
+            "properties": {
+                "text_1": {"type": "array", "minItems": n, "maxItems": n},
+                "text_2": {"type": "array", "minItems": n, "maxItems": n},
+            },
+        }
+        for n in range(max_documents + 1)
+        if n != 1
+    ]
+    return {
+        "anyOf": [
+            {"properties": {"text_1": {"not": {"type": "array"}}}},
+            {"properties": {"text_1": {"type": "array", "minItems": 1, "maxItems": 1}}},
+            *lists,
+        ]
+    }
+
+
+def _refine_score(request: dict[str, Any], max_documents: int) -> None:
+    _refine_instruction(request)
+    props = request["properties"]
+    for name in ("text_1", "text_2"):
+        _text_strings(props[name])
+        items = _array_branch(props[name])
+        items["maxItems"] = max_documents
+        _text_strings(items["items"])
+    request["allOf"] = [*request.get("allOf", []), _same_lengths(max_documents)]
+
+
+def refine_openapi(schema: dict[str, Any], *, max_documents: int, max_length: int | None = None) -> dict[str, Any]:
     """Add the input rules to a description made by FastAPI from :mod:`.schemas` (in place).
 
     Args:
         schema: The OpenAPI description.
         max_documents: This server's document cap.
+        max_length: The model's tokens per pair, when known (``truncate_prompt_tokens``).
 
     Returns:
         ``schema``.
@@ -113,4 +158,8 @@ def refine_openapi(schema: dict[str, Any], *, max_documents: int) -> dict[str, A
         _text_strings(documents["items"])
         if "document" in props:
             _text_strings(props["document"])
+        _refine_truncation(props, max_length)
+    if "ScoreV1Request" in components:
+        _refine_score(components["ScoreV1Request"], max_documents)
+        _refine_truncation(components["ScoreV1Request"]["properties"], max_length)
     return schema

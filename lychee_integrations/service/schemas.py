@@ -31,12 +31,17 @@ __all__ = [
     "ImageURL",
     "InputItem",
     "Kind",
+    "ModelCard",
+    "ModelList",
     "MultiModalContent",
     "RerankRequest",
     "RerankResponse",
     "RerankedItem",
     "ReadyResponse",
     "ScoreResponse",
+    "ScoreV1Item",
+    "ScoreV1Request",
+    "ScoreV1Response",
     "TemplateInfo",
     "Usage",
 ]
@@ -139,7 +144,9 @@ class RerankRequest(BaseModel):
     document: Input | None = Field(default=None, description="One document to score (give this or `documents`).")
     instruction: str | None = Field(default=None, description="Free instruction text (or give `task`).")
     task: str | None = Field(default=None, description="An instruction template name, see GET /api/templates.")
-    top_n: int | None = Field(default=None, ge=1, description="Return only the best `top_n` documents.")
+    top_n: int | None = Field(
+        default=None, ge=0, description="Return only the best `top_n` documents; 0 or null for all (as /v1/rerank)."
+    )
 
     _integral = model_validator(mode="before")(_integral_numbers)
 
@@ -215,6 +222,11 @@ class MultiModalContent(BaseModel):
 
 CompatInput = str | InputItem | MultiModalContent
 
+_TRUNCATE_HELP = (
+    "vLLM's option. The server cuts every pair at the model's max_length itself: -1, null or a value "
+    "at least max_length are accepted (no effect); a smaller value is refused with 400."
+)
+
 
 class CompatRerankRequest(BaseModel):
     """Body of ``POST /v1/rerank``, the Cohere/Jina/vLLM rerank shape.
@@ -243,13 +255,15 @@ class CompatRerankRequest(BaseModel):
     query: CompatInput
     documents: list[CompatInput] | MultiModalContent
     top_n: int | None = Field(default=None, ge=0, description="Best `top_n` results; 0 or null for all.")
-    return_documents: bool = Field(default=True, description="Echo each document in its result.")
+    return_documents: bool = Field(
+        default=False, description="Echo each document (its text and images) in its result; off by default."
+    )
     instruction: str | None = Field(default=None, description="Lychee extension: free instruction text.")
     task: str | None = Field(default=None, description="Lychee extension: an instruction template name.")
     # Accepted so that existing clients work unchanged; they have no effect here.
     max_tokens_per_doc: int | None = Field(default=None, description="Ignored (the server's max length applies).")
     max_chunks_per_doc: int | None = Field(default=None, description="Ignored.")
-    truncate_prompt_tokens: int | None = Field(default=None, description="Ignored.")
+    truncate_prompt_tokens: int | None = Field(default=None, ge=-1, description=_TRUNCATE_HELP)
 
     _integral = model_validator(mode="before")(_integral_numbers)
 
@@ -267,7 +281,78 @@ class CompatResult(BaseModel):
 class Usage(BaseModel):
     """Tokens the model read for a request (vLLM's and Jina's ``usage``)."""
 
-    total_tokens: int = Field(description="Prompt tokens of every pair, image tokens included, padding excluded.")
+    prompt_tokens: int = Field(description="Prompt tokens of every pair, image tokens included, padding excluded.")
+    total_tokens: int = Field(description="The same as `prompt_tokens` (a reranker generates nothing).")
+
+
+class ScoreV1Request(BaseModel):
+    """Body of ``POST /v1/score``, vLLM's score shape.
+
+    ``text_1`` is the query side and ``text_2`` the document side: one ``text_1`` against a
+    list of ``text_2`` (or a single one), or two lists of the same length scored pairwise.
+    Each side takes the same forms as ``/v1/rerank`` (a string, ``{"text", "image"}`` or
+    ``{"content": [parts]}``). ``instruction`` and ``task`` are Lychee extensions.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "vec-ai/lychee-rerank-mm",
+                    "text_1": "What is the capital of France?",
+                    "text_2": ["Paris is the capital of France.", "Berlin is in Germany."],
+                }
+            ]
+        },
+    )
+
+    model: str | None = Field(default=None, description="Accepted for compatibility; the served model answers.")
+    text_1: CompatInput | list[CompatInput] = Field(description="The query, or one query per pair.")
+    text_2: CompatInput | list[CompatInput] = Field(description="The document(s).")
+    instruction: str | None = Field(default=None, description="Lychee extension: free instruction text.")
+    task: str | None = Field(default=None, description="Lychee extension: an instruction template name.")
+    truncate_prompt_tokens: int | None = Field(default=None, ge=-1, description=_TRUNCATE_HELP)
+    encoding_format: str | None = Field(default=None, description="Accepted for compatibility; ignored.")
+    user: str | None = Field(default=None, description="Accepted for compatibility; ignored.")
+
+    _integral = model_validator(mode="before")(_integral_numbers)
+
+
+class ScoreV1Item(BaseModel):
+    """One score of ``POST /v1/score``, in the pairs' order."""
+
+    index: int = Field(description="Position of the pair.")
+    object: Literal["score"] = "score"
+    score: float = Field(description="Relevance in [0, 1].")
+
+
+class ScoreV1Response(BaseModel):
+    """Answer of ``POST /v1/score`` (vLLM's shape)."""
+
+    id: str
+    object: Literal["list"] = "list"
+    created: int = Field(description="Unix time of the answer.")
+    model: str
+    data: list[ScoreV1Item]
+    usage: Usage | None = Field(default=None, description="Tokens read; null when the backend does not count them.")
+
+
+class ModelCard(BaseModel):
+    """One model of ``GET /v1/models`` (OpenAI's shape)."""
+
+    id: str = Field(description="The served model name.")
+    object: Literal["model"] = "model"
+    created: int = Field(description="Unix time the server started.")
+    owned_by: str = "lychee-integrations"
+
+
+class ModelList(BaseModel):
+    """Answer of ``GET /v1/models`` (OpenAI's shape): the one model this server serves."""
+
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
 
 
 class CohereApiVersion(BaseModel):

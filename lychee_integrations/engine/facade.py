@@ -127,6 +127,11 @@ class LycheeReranker(Scorer):
         return self._get_runtime().encoder.recipe.default_instruction
 
     @property
+    def max_length(self) -> int:
+        """Most tokens per pair (the option, else the family's); reads the checkpoint: loads the model if needed."""
+        return self._get_runtime().encoder.max_length
+
+    @property
     def is_random(self) -> bool:
         """Whether the checkpoint holds random weights (``lychee build-tiny``): its rankings mean nothing."""
         return self._get_runtime().model.random_weights

@@ -69,15 +69,10 @@ def max_length_of(scorer: Scorer, *, load: bool = True) -> int | None:
 
     The in-process engine knows once its model is loaded; ``load=False`` does not load it.
     """
+    if not load and not getattr(scorer, "is_loaded", True):
+        return None
     value = getattr(scorer, "max_length", None)
-    if isinstance(value, int):
-        return value
-    runtime = getattr(scorer, "_get_runtime", None)  # the in-process engine: its encoder's limit
-    if runtime is not None and (load or getattr(scorer, "is_loaded", False)):
-        value = getattr(getattr(runtime(), "encoder", None), "max_length", None)
-        if isinstance(value, int):
-            return value
-    return None
+    return value if isinstance(value, int) else None
 
 
 def check_truncation(scorer: Scorer, value: int | None) -> None:

@@ -259,7 +259,8 @@ def _eval_parser(commands: Any) -> None:
             "qrels/SPLIT.tsv. See docs/eval.md."
         ),
         epilog="examples:\n"
-        "  lychee eval examples/data/eval --run examples/data/eval/run.trec --model ./tiny\n"
+        "  lychee build-tiny ./tiny && export LYCHEE_MODEL=./tiny   # an offline test model\n"
+        "  lychee eval examples/data/eval --run examples/data/eval/bm25.trec --top-k 10 --format markdown\n"
         "  lychee eval ./scifact --top-k 100 --output results.json --save-run reranked.trec\n"
         "  lychee eval ./kb --compare-templates web_search,knowledge_base_guide --output compare.json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -286,6 +287,18 @@ def _eval_parser(commands: Any) -> None:
         metavar="TREC",
         help="write the reranked run (six-column TREC); with several templates, one file per template: "
         "STEM.TEMPLATE.SUFFIX",
+    )
+    out.add_argument(
+        "--per-query",
+        type=Path,
+        metavar="JSON",
+        help="write every metric per query, for the first stage and each reranked system, overall and per modality",
+    )
+    out.add_argument(
+        "--format",
+        choices=("table", "markdown", "csv"),
+        default="table",
+        help="the summary on stdout: an aligned table (default), a Markdown table or CSV",
     )
     out.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     remote = parser.add_argument_group("a reranker server instead of the in-process engine")

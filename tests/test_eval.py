@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import ir_measures
@@ -21,7 +22,9 @@ from lychee_integrations.testing import FakeScorer
 SHIPPED = Path(__file__).resolve().parent.parent / "examples" / "data" / "eval"
 
 
-def write_dataset(root: Path, corpus: list[dict[str, object]], queries: list[dict[str, object]], qrels: str) -> Path:
+def write_dataset(
+    root: Path, corpus: Sequence[Mapping[str, object]], queries: Sequence[Mapping[str, object]], qrels: str
+) -> Path:
     (root / "qrels").mkdir(parents=True, exist_ok=True)
     (root / "corpus.jsonl").write_text("".join(json.dumps(c) + "\n" for c in corpus))
     (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
@@ -203,7 +206,9 @@ def test_cli_against_a_server_gives_the_engine_run(tiny_checkpoint: Path, tmp_pa
     assert max(abs(here[k] - there[k]) for k in here) < 1e-5
 
 
-def _independent_per_query(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]], names: list[str]):
+def _independent_per_query(
+    qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]], names: list[str]
+) -> dict[str, dict[str, float]]:
     """Per-query values straight from ir-measures (0 for a query the run misses), for recomputation."""
     values = {q: dict.fromkeys(names, 0.0) for q in qrels}
     measures = [ir_measures.parse_measure(name) for name in names]

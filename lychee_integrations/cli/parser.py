@@ -254,7 +254,9 @@ def _eval_parser(commands: Any) -> None:
         help="measure the reranker on a BEIR-layout dataset: first stage vs reranked",
         description=_wrap(
             "Rerank the first stage's top k per query and print NDCG@10, MRR@10, Recall@10 and Recall@k "
-            "(ir-measures) for the first stage and the reranked run. DATASET_DIR holds corpus.jsonl, "
+            "(ir-measures) for the first stage and the reranked run, with each reranked system's delta and "
+            "paired t-test p-value, over all documents and per document modality (text, image, text+image). "
+            "DATASET_DIR holds corpus.jsonl, "
             "queries.jsonl (image documents and queries: an 'image' path relative to the directory) and "
             "qrels/SPLIT.tsv. See docs/eval.md."
         ),

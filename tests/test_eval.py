@@ -79,9 +79,11 @@ def test_cli_end_to_end_tiny_checkpoint(tiny_checkpoint: Path, tiny_reranker: ob
     result = lychee(
         "eval", str(SHIPPED), "--run", str(SHIPPED / "bm25.trec"), "--top-k", "5", "--model", str(tiny_checkpoint),
         "--device", "cpu", "--dtype", "float32", "--output", str(out), "--save-run", str(run_path),
+        "--per-query", str(tmp_path / "pq.json"), "--format", "csv",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "first_stage" in result.stdout and "reranked" in result.stdout and "NDCG@10" in result.stdout
+    assert result.stdout.startswith("subset,system,metric,") and "wrote" not in result.stdout
     saved = json.loads(out.read_text())
     assert saved["settings"]["top_k"] == 5 and saved["settings"]["model"] == str(tiny_checkpoint)
     dataset = load_dataset(SHIPPED)
@@ -91,6 +93,12 @@ def test_cli_end_to_end_tiny_checkpoint(tiny_checkpoint: Path, tiny_reranker: ob
     recomputed = ir_measures.calc_aggregate(measures, qrels, {q: run.get(q, {}) for q in qrels})
     for measure, value in recomputed.items():
         assert saved["metrics"]["reranked"][str(measure)] == pytest.approx(value, abs=1e-12)
+    per_query = json.loads((tmp_path / "pq.json").read_text())["per_query"]["all"]["reranked"]
+    names = list(saved["metrics"]["reranked"])
+    independent = _independent_per_query(qrels, run, names)
+    assert per_query.keys() == independent.keys()
+    for query_id, values in independent.items():
+        assert per_query[query_id] == pytest.approx(values, abs=1e-12)
     # the saved scores are the engine's, for one query with an image document among its candidates
     query_id = "q01"
     candidates = list(run[query_id])

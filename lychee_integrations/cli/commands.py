@@ -367,7 +367,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Rerank a dataset's first stage, print first stage vs reranked metrics, write JSON and runs."""
     from lychee_integrations._deps import require
     from lychee_integrations.eval import evaluate, load_dataset, read_run
-    from lychee_integrations.eval.report import format_table, write_outputs
+    from lychee_integrations.eval.report import format_summary, write_outputs
 
     require("ir_measures", "eval")
     systems = _eval_systems(args)
@@ -380,7 +380,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     except InvalidInputError as exc:
         raise UsageError(f"{args.dataset}: {exc}") from exc
-    print(format_table(report))
-    for path in write_outputs(report, output=args.output, save_run=args.save_run, tag="lychee"):
-        print(f"wrote {path}")
+    print(format_summary(report, args.format))
+    written = write_outputs(report, output=args.output, save_run=args.save_run, tag="lychee", per_query=args.per_query)
+    for path in written:
+        print(f"wrote {path}", file=sys.stdout if args.format == "table" else sys.stderr)
     return 0

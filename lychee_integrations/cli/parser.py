@@ -282,12 +282,15 @@ def _eval_parser(commands: Any) -> None:
         help="measure the reranker on a BEIR-layout dataset: first stage vs reranked",
         description=_wrap(
             "Rerank the first stage's top k per query and print NDCG@10, MRR@10, Recall@10 and Recall@k "
-            "(ir-measures) for the first stage and the reranked run. DATASET_DIR holds corpus.jsonl, "
+            "(ir-measures) for the first stage and the reranked run, with each reranked system's delta and "
+            "paired t-test p-value, over all documents and per document modality (text, image, text+image). "
+            "DATASET_DIR holds corpus.jsonl, "
             "queries.jsonl (image documents and queries: an 'image' path relative to the directory) and "
             "qrels/SPLIT.tsv. See docs/eval.md."
         ),
         epilog="examples:\n"
-        "  lychee eval examples/data/eval --run examples/data/eval/run.trec --model ./tiny\n"
+        "  lychee build-tiny ./tiny && export LYCHEE_MODEL=./tiny   # an offline test model\n"
+        "  lychee eval examples/data/eval --run examples/data/eval/bm25.trec --top-k 10 --format markdown\n"
         "  lychee eval ./scifact --top-k 100 --output results.json --save-run reranked.trec\n"
         "  lychee eval ./kb --compare-templates web_search,knowledge_base_guide --output compare.json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -314,6 +317,18 @@ def _eval_parser(commands: Any) -> None:
         metavar="TREC",
         help="write the reranked run (six-column TREC); with several templates, one file per template: "
         "STEM.TEMPLATE.SUFFIX",
+    )
+    out.add_argument(
+        "--per-query",
+        type=Path,
+        metavar="JSON",
+        help="write every metric per query, for the first stage and each reranked system, overall and per modality",
+    )
+    out.add_argument(
+        "--format",
+        choices=("table", "markdown", "csv"),
+        default="table",
+        help="the summary on stdout: an aligned table (default), a Markdown table or CSV",
     )
     out.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     remote = parser.add_argument_group("a reranker server instead of the in-process engine")

@@ -13,7 +13,10 @@ from typing import Any
 
 from lychee_integrations.errors import LycheeError
 
-__all__ = ["Dataset", "DatasetError", "Document", "load_dataset"]
+__all__ = ["MODALITIES", "Dataset", "DatasetError", "Document", "load_dataset"]
+
+#: A document's modality: text only, image only, or both (a caption or text with the image).
+MODALITIES = ("text", "image", "text+image")
 
 
 class DatasetError(LycheeError):
@@ -33,6 +36,13 @@ class Document:
     id: str
     text: str
     image: Path | None = None
+
+    @property
+    def modality(self) -> str:
+        """``"text"``, ``"image"`` or ``"text+image"``: what this entry holds (one of :data:`MODALITIES`)."""
+        if self.image is None:
+            return "text"
+        return "text+image" if self.text.strip() else "image"
 
     def as_input(self) -> dict[str, Any] | str:
         """Return the value a :class:`~lychee_integrations.scoring.Scorer` takes for this entry."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from lychee_integrations._deps import require
@@ -66,6 +67,11 @@ def bm25_run(dataset: Dataset, k: int) -> Run:
 
     """
     bm25s = require("bm25s", "eval")
+    # bm25s sets its own logger to DEBUG on import, so its debug lines pass any handler at default
+    # verbosity; let it follow the root level instead (the CLI's -v / -vv).
+    bm25s_logger = logging.getLogger("bm25s")
+    if bm25s_logger.level == logging.DEBUG:
+        bm25s_logger.setLevel(logging.NOTSET)
     ids = [doc_id for doc_id, doc in dataset.corpus.items() if doc.text.strip()]
     retriever = bm25s.BM25()
     retriever.index(

@@ -7,30 +7,107 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from lychee_integrations.eval.dataset import Dataset
+from lychee_integrations.eval.dataset import MODALITIES, Dataset
 from lychee_integrations.eval.first_stage import Run, bm25_run, top_k
-from lychee_integrations.eval.metrics import compute_metrics
+from lychee_integrations.eval.metrics import PAIRED_TEST, Comparison, PerQuery, compare, mean_metrics, per_query_metrics
 from lychee_integrations.scoring import Scorer
 
-__all__ = ["EvalReport", "evaluate"]
+__all__ = ["ALL", "EvalReport", "Subset", "evaluate", "measure_subset"]
 
 logger = logging.getLogger(__name__)
 
 FIRST_STAGE = "first_stage"
+#: The subset of every evaluated query and every document.
+ALL = "all"
+
+
+@dataclass
+class Subset:
+    """The systems measured on one subset: all queries, or one document modality.
+
+    ``per_query``: ``{system: {query_id: {metric: value}}}``; ``metrics``: their means;
+    ``comparison``: ``{reranked system: {metric: Comparison}}`` against the first stage.
+    """
+
+    queries: int
+    per_query: dict[str, PerQuery]
+    metrics: dict[str, dict[str, float]]
+    comparison: dict[str, dict[str, Comparison]]
+
+    def to_json(self) -> dict[str, Any]:
+        """Return ``{"queries", "metrics", "comparison"}`` (the per-query values go to ``--per-query``)."""
+        comparison = {s: {m: c.to_json() for m, c in by.items()} for s, by in self.comparison.items()}
+        return {"queries": self.queries, "metrics": self.metrics, "comparison": comparison}
+
+
+def measure_subset(qrels: dict[str, dict[str, int]], runs: dict[str, Run], k: int) -> Subset:
+    """Measure every run on ``qrels`` and compare each one after the first against the first."""
+    per_query = {name: per_query_metrics(qrels, run, k) for name, run in runs.items()}
+    baseline = next(iter(per_query))
+    return Subset(
+        queries=len(qrels),
+        per_query=per_query,
+        metrics={name: mean_metrics(values, k) for name, values in per_query.items()},
+        comparison={
+            name: compare(values, per_query[baseline], k) for name, values in per_query.items() if name != baseline
+        },
+    )
+
+
+def _restrict(
+    dataset: Dataset, qrels: dict[str, dict[str, int]], runs: dict[str, Run], modality: str, k: int
+) -> Subset | None:
+    """Measure one modality: qrels and runs keep only that modality's documents (scores unchanged).
+
+    Queries with no relevant (score > 0) document of the modality are left out; ``None`` when none is left.
+    """
+    keep = {doc_id for doc_id, doc in dataset.corpus.items() if doc.modality == modality}
+    sub_qrels = {}
+    for query_id, judged in qrels.items():
+        kept = {doc: rel for doc, rel in judged.items() if doc in keep}
+        if any(rel > 0 for rel in kept.values()):
+            sub_qrels[query_id] = kept
+    if not sub_qrels:
+        return None
+    sub_runs = {
+        name: {q: {d: s for d, s in run.get(q, {}).items() if d in keep} for q in sub_qrels}
+        for name, run in runs.items()
+    }
+    return measure_subset(sub_qrels, sub_runs, k)
 
 
 @dataclass
 class EvalReport:
-    """What :func:`evaluate` measured: metrics and runs per system, and the settings."""
+    """What :func:`evaluate` measured: metrics and runs per system, and the settings.
+
+    ``subsets`` holds ``"all"`` first, then each document modality present (``"text"``,
+    ``"image"``, ``"text+image"``); ``metrics`` is ``subsets["all"].metrics``.
+    """
 
     metrics: dict[str, dict[str, float]]
     runs: dict[str, Run]
     instructions: dict[str, str]
     settings: dict[str, Any] = field(default_factory=dict)
+    subsets: dict[str, Subset] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON written by ``--output``."""
-        return {"settings": self.settings, "instructions": self.instructions, "metrics": self.metrics}
+        overall = self.subsets.get(ALL)
+        return {
+            "settings": self.settings,
+            "instructions": self.instructions,
+            "metrics": self.metrics,
+            "significance_test": PAIRED_TEST,
+            "comparison": overall.to_json()["comparison"] if overall else {},
+            "by_modality": {name: sub.to_json() for name, sub in self.subsets.items() if name != ALL},
+        }
+
+    def per_query_json(self) -> dict[str, Any]:
+        """Return the JSON written by ``--per-query``: every metric per query, per system and subset."""
+        return {
+            "settings": self.settings,
+            "per_query": {name: sub.per_query for name, sub in self.subsets.items()},
+        }
 
 
 def evaluate(
@@ -94,9 +171,13 @@ def evaluate(
             reranked[name][query_id] = dict(zip(candidates, (float(s) for s in scores), strict=True))
             pairs += len(candidates)
     qrels = {q: dataset.qrels[q] for q in query_ids}
-    metrics = {FIRST_STAGE: compute_metrics(qrels, first_cut, top_k_docs)}
-    for name, system_run in reranked.items():
-        metrics[name] = compute_metrics(qrels, system_run, top_k_docs)
+    runs = {FIRST_STAGE: first_cut, **reranked}
+    subsets = {ALL: measure_subset(qrels, runs, top_k_docs)}
+    for modality in MODALITIES:
+        if any(doc.modality == modality for doc in dataset.corpus.values()):
+            subset = _restrict(dataset, qrels, runs, modality, top_k_docs)
+            if subset is not None:
+                subsets[modality] = subset
     settings = {
         "model": scorer.model_name,
         "dataset": str(dataset.root),
@@ -114,4 +195,4 @@ def evaluate(
         if name not in instructions:
             resolved = None if task is None and text is None else scorer.registry.resolve(task, text)
             instructions[name] = resolved or scorer.default_instruction or "(the server's default)"
-    return EvalReport(metrics, {FIRST_STAGE: first_cut, **reranked}, instructions, settings)
+    return EvalReport(subsets[ALL].metrics, runs, instructions, settings, subsets)

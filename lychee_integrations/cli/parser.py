@@ -109,6 +109,9 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_service_options(parser: argparse.ArgumentParser, default_port: int) -> None:
+    from lychee_integrations.service.settings import ServiceSettings
+
+    defaults = ServiceSettings()  # the image budgets' defaults are stated once, there
     net = parser.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     net.add_argument("--port", type=_port, default=default_port, help=f"port (default: {default_port})")
@@ -183,6 +186,28 @@ def _add_service_options(parser: argparse.ArgumentParser, default_port: int) -> 
         default=20_000_000,
         metavar="N",
         help="decoded image width x height (default: 20000000)",
+    )
+    limits.add_argument(
+        "--max-images-per-item",
+        type=_positive_int,
+        default=defaults.max_images_per_item,
+        metavar="N",
+        help=f"images in one query or one document (default: {defaults.max_images_per_item})",
+    )
+    limits.add_argument(
+        "--max-images-per-request",
+        type=_positive_int,
+        default=defaults.max_images_per_request,
+        metavar="N",
+        help=f"images in one request, query and documents together (default: {defaults.max_images_per_request})",
+    )
+    limits.add_argument(
+        "--max-request-pixels",
+        type=_positive_int,
+        default=defaults.max_request_pixels,
+        metavar="N",
+        help="width x height summed over every image of a request, read from the headers before any "
+        f"image is decoded (default: {defaults.max_request_pixels})",
     )
     limits.add_argument(
         "--allow-remote-images",

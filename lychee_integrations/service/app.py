@@ -37,7 +37,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response  # noqa: 
 from fastapi.security import HTTPBearer  # noqa: E402
 from starlette.exceptions import HTTPException  # noqa: E402
 
-from lychee_integrations.errors import ConfigurationError, InvalidInputError  # noqa: E402
+from lychee_integrations.errors import ConfigurationError, InvalidInputError, LimitExceededError  # noqa: E402
 from lychee_integrations.instructions import list_templates  # noqa: E402
 from lychee_integrations.scoring import Scorer  # noqa: E402
 from lychee_integrations.service.auth import AuthPolicy, BearerAuthMiddleware  # noqa: E402
@@ -88,7 +88,11 @@ _INTERNAL_ERROR = "internal error while scoring; the server log has the details"
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "A query or document cannot be scored (bad image, empty input...)."},
-    413: {"model": ErrorResponse, "description": "The body or the number of documents is over the limit."},
+    413: {
+        "model": ErrorResponse,
+        "description": "The body, the number of documents, or the images (per item, per request, "
+        "pixels per request) are over a limit; `detail` names the item, the limit and its value.",
+    },
     422: {"model": ErrorResponse, "description": "The body does not have the documented shape."},
 }
 _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
@@ -177,6 +181,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def on_too_many(request: Request, exc: Exception) -> JSONResponse:
         return _error(413, str(exc))
 
+    async def on_limit(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, LimitExceededError)
+        return _error(413, str(exc))
+
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
         return JSONResponse(status_code=exc.status_code, content={"detail": str(exc.detail)}, headers=exc.headers)
@@ -195,6 +203,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidInputError, on_invalid_input)
     app.add_exception_handler(ConfigurationError, on_configuration)
     app.add_exception_handler(TooManyDocumentsError, on_too_many)
+    app.add_exception_handler(LimitExceededError, on_limit)
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
 
@@ -334,6 +343,10 @@ def create_app(
             max_body_bytes=settings.max_body_bytes,
             max_image_bytes=settings.max_image_bytes,
             max_image_pixels=settings.max_image_pixels,
+            max_images_per_item=settings.max_images_per_item,
+            max_images_per_request=settings.max_images_per_request,
+            max_request_pixels=settings.max_request_pixels,
+            max_concurrency=settings.max_concurrency,
         )
         return HealthResponse(status="ok", model=model_name, limits=limits)
 

@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 @dataclass
 class _Job:
     pairs: list[EncodedPair]
+    #: The call's most pairs per forward pass, and whether it wants a progress bar (None: the config's).
+    batch_size: int | None = None
+    show_progress: bool | None = None
     scores: list[float] = field(default_factory=list)
     error: BaseException | None = None
     done: bool = False
@@ -67,17 +70,29 @@ class Runtime:
         self._queue_lock = threading.Lock()
         self._run_lock = threading.Lock()
 
-    def run(self, pairs: list[EncodedPair], stages: dict[str, float] | None = None) -> list[float]:
+    def run(
+        self,
+        pairs: list[EncodedPair],
+        stages: dict[str, float] | None = None,
+        *,
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
+    ) -> list[float]:
         """Score pairs, combining them with those of other threads waiting at the same time.
+
+        A run that combines several calls keeps each call's ``batch_size``: its batches hold at
+        most the smallest of them, and it shows a bar when any call asks for one.
 
         Args:
             pairs: The encoded pairs.
             stages: Filled with the seconds spent waiting for the model (``waiting``) and,
                 for the run that scored these pairs, in the vision tower (``vision``), the
                 language model (``language_model``) and the whole run (``run``).
+            batch_size: Most pairs per forward pass (``None``: the config's ``batch_size``).
+            show_progress: Show a tqdm bar over the pairs (``None``: the config's ``show_progress``).
 
         """
-        job = _Job(pairs)
+        job = _Job(pairs, batch_size, show_progress)
         queued = time.perf_counter()
         with self._queue_lock:
             self._queue.append(job)
@@ -113,8 +128,10 @@ class Runtime:
         cache = ImageCache(everything)
         if len(jobs) > 1:
             logger.debug("combining %d concurrent calls into %d pairs", len(jobs), len(everything))
+        config = self.config
+        batch_size = min(job.batch_size or config.batch_size for job in jobs)
         bar = None
-        if self.config.show_progress:
+        if any(config.show_progress if job.show_progress is None else job.show_progress for job in jobs):
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(everything), desc="lychee rerank", unit="pair")
@@ -145,7 +162,7 @@ class Runtime:
                 pairs,
                 [len(p) - offset for p in pairs],
                 timed(fn, offset),
-                max_batch_size=self.config.batch_size,
+                max_batch_size=batch_size,
                 max_batch_tokens=model.max_batch_tokens,
                 is_oom=is_out_of_memory,
                 after_oom=model.free_memory,
@@ -165,9 +182,7 @@ class Runtime:
             else:
                 groups, alone = [], list(range(len(everything)))
             if self._patch_pool is not None:
-                for features in _images_in_run_order(
-                    everything, groups, alone, self.config.batch_size, model.max_batch_tokens
-                ):
+                for features in _images_in_run_order(everything, groups, alone, batch_size, model.max_batch_tokens):
                     features.prefetch(self._patch_pool)
             alone = list(alone)
             for group in groups:

@@ -253,6 +253,10 @@ def _start(args: argparse.Namespace, *, ui: bool) -> int:
         dtype=args.dtype,
         max_length=args.max_length,
         batch_size=args.batch_size,
+        vision_cache_bytes=args.vision_cache_mb * 2**20,
+        prefix_cache_bytes=args.prefix_cache_mb * 2**20,
+        score_cache_entries=args.score_cache_entries,
+        score_cache_ttl=args.score_cache_ttl,
     )
     failure: list[BaseException] = []
     server: Any = None

@@ -181,6 +181,14 @@ class LoadedModel:
         self.vision_seconds = 0.0
         #: Seconds spent waiting for image patches (made in a pool, or here when not prefetched).
         self.image_wait_seconds = 0.0
+        from lychee_integrations.engine.caches import BoundedCache, tensor_bytes
+
+        #: Vision-tower outputs by image content key, across calls (``config.vision_cache_bytes``).
+        self.vision_cache: BoundedCache[Any] | None = (
+            BoundedCache("vision", max_bytes=config.vision_cache_bytes, size_of=lambda e: tensor_bytes(e[:2]))
+            if config.vision_cache_bytes
+            else None
+        )
         #: How this transformers version's forward takes a key/value cache (``cache`` from 5.2x,
         #: ``past_key_values`` before); ``None`` turns prefix reuse off rather than let a cache be ignored.
         self.cache_keyword = _cache_keyword(model.model)
@@ -246,33 +254,57 @@ class LoadedModel:
             return [float(v) for v in torch.sigmoid(logits).cpu()]
 
     def _image_embeddings(self, images: Sequence[ImageFeatures], cache: ImageCache | None) -> Any:
-        """Run the vision tower once per distinct image not already in ``cache``."""
+        """Run the vision tower once per distinct image not in ``cache`` nor in the cross-call vision cache.
+
+        Images of equal content key share one run; what the tower makes for an image with a key
+        is kept in :attr:`vision_cache` for later calls.
+        """
         import torch
         from transformers.modeling_outputs import BaseModelOutputWithPooling
 
         known = cache.embeddings if cache is not None else {}
         embeddings = {id(f): known[id(f)] for f in images if id(f) in known}
-        todo = list({id(f): f for f in images if id(f) not in embeddings}.values())
+        vision_cache = self.vision_cache
+        # Distinct images not yet embedded: equal content keys count once.
+        todo: dict[object, list[ImageFeatures]] = {}
+        for f in images:
+            if id(f) not in embeddings:
+                group = todo.setdefault(f.key if f.key is not None else id(f), [])
+                if all(g is not f for g in group):
+                    group.append(f)
+        if vision_cache is not None:
+            for content in [k for k in todo if isinstance(k, bytes)]:
+                hit = vision_cache.get(content)
+                if hit is not None:
+                    for f in todo.pop(content):
+                        embeddings[id(f)] = hit
         if todo:
+            first = [group[0] for group in todo.values()]
             started = time.perf_counter()
-            pixels = [f.pixel_values for f in todo]
+            pixels = [f.pixel_values for f in first]
             self.image_wait_seconds += time.perf_counter() - started
             started = time.perf_counter()
             out = self.model.model.get_image_features(
                 torch.cat(pixels).to(self.device),
-                torch.cat([f.grid_thw for f in todo]).to(self.device),
+                torch.cat([f.grid_thw for f in first]).to(self.device),
             )
             if self.device.startswith("cuda") and logger.isEnabledFor(logging.DEBUG):
                 torch.cuda.synchronize()  # only for exact stage times
             self.vision_seconds += time.perf_counter() - started
             # Qwen3-VL also returns "deepstack" features: per layer, a tuple of per-image tensors.
             deepstack = getattr(out, "deepstack_features", None)
-            for n, (features, embedding) in enumerate(zip(todo, out.pooler_output, strict=True)):
+            for n, (group, embedding) in enumerate(zip(todo.values(), out.pooler_output, strict=True)):
                 layers = None if deepstack is None else tuple(layer[n] for layer in deepstack)
                 entry = (embedding, layers, type(out))
-                embeddings[id(features)] = entry
-                if cache is not None and id(features) in cache.shared:
-                    cache.embeddings[id(features)] = entry
+                image_key = group[0].key
+                if vision_cache is not None and image_key is not None:
+                    # Own the memory (not a view of the batch's output), so the bound counts what is held.
+                    entry = (embedding.clone(), None if layers is None else tuple(t.clone() for t in layers), type(out))
+                    vision_cache.put(image_key, entry)
+                for f in group:
+                    embeddings[id(f)] = entry
+                    if cache is not None and id(f) in cache.shared:
+                        cache.embeddings[id(f)] = entry
         # The model's forward concatenates a per-image tuple, as get_image_features returns it.
         entries = [embeddings[id(f)] for f in images]
         pooled = tuple(entry[0] for entry in entries)

@@ -292,7 +292,19 @@ def _start(args: argparse.Namespace, *, ui: bool) -> int:
     server.run()
     if failure:
         raise failure[0]
+    _exit_if_abandoned(app)
     return 0
+
+
+def _exit_if_abandoned(app: Any) -> None:
+    """Exit now when engine calls abandoned at shutdown still run: Python would wait for their threads."""
+    runner = getattr(app.state, "engine_runner", None)
+    running = getattr(runner, "running", 0)
+    if running:
+        logger.warning("exiting with %d abandoned engine call(s) still running", running)
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import threading
@@ -305,6 +306,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from lychee_integrations.service.connection import quiet_accept_errors
+
+        quiet_accept_errors(asyncio.get_running_loop())  # out of descriptors: one line, not a flood
         metrics.start()
         if load_model:
             state.start_loading()

@@ -19,8 +19,10 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -50,7 +52,7 @@ from lychee_integrations.service.handlers import (  # noqa: E402
     run_score,
 )
 from lychee_integrations.service.metrics import CONTENT_TYPE_LATEST, MetricsMiddleware, ServiceMetrics  # noqa: E402
-from lychee_integrations.service.middleware import BodySizeLimitMiddleware  # noqa: E402
+from lychee_integrations.service.middleware import AbandonedRequestMiddleware, BodySizeLimitMiddleware  # noqa: E402
 from lychee_integrations.service.openapi import refine_openapi  # noqa: E402
 from lychee_integrations.service.readiness import ModelState  # noqa: E402
 from lychee_integrations.service.request_id import (  # noqa: E402
@@ -209,17 +211,39 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 class _EngineRunner:
-    """Runs blocking engine calls in worker threads, at most ``limit`` at once."""
+    """Runs blocking engine calls in worker threads, at most ``limit`` at once.
+
+    A request cancelled while its call runs (uvicorn's graceful timeout passed) stops
+    waiting at once; the call is abandoned and counted in :attr:`running` until it ends, so
+    that ``lychee serve`` can exit without waiting for it.
+    """
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._limiter: anyio.CapacityLimiter | None = None
+        self._running = 0
+        self._lock = threading.Lock()
+
+    @property
+    def running(self) -> int:
+        """Engine calls running now, abandoned ones included."""
+        return self._running
+
+    def _counted(self, fn: Callable[..., _T], *args: Any) -> _T:
+        with self._lock:
+            self._running += 1
+        try:
+            return fn(*args)
+        finally:
+            with self._lock:
+                self._running -= 1
 
     async def __call__(self, fn: Callable[..., _T], *args: Any) -> _T:
         if self._limiter is None:  # created lazily: it needs a running event loop
             self._limiter = anyio.CapacityLimiter(self._limit)
         try:
-            return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=self._limiter)
+            call = functools.partial(self._counted, fn, *args)
+            return await anyio.to_thread.run_sync(call, limiter=self._limiter, abandon_on_cancel=True)
         except (InvalidInputError, ConfigurationError, TooManyDocumentsError):
             raise
         except Exception as exc:
@@ -282,6 +306,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from lychee_integrations.service.connection import quiet_accept_errors
+
+        quiet_accept_errors(asyncio.get_running_loop())  # out of descriptors: one line, not a flood
         metrics.start()
         if load_model:
             state.start_loading()
@@ -297,6 +324,7 @@ def create_app(
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(BearerAuthMiddleware, policy=policy)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(AbandonedRequestMiddleware)
     app.add_middleware(RequestIdMiddleware)
     _install_error_handlers(app)
     add_docs_page(app, title=title)
@@ -313,6 +341,7 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.state.reranker = reranker
+    app.state.engine_runner = run
     app.state.settings = settings
     app.state.model_name = model_name
     app.state.model_state = state

@@ -50,10 +50,10 @@ def quiet_model_loading(verbose: int) -> None:
     """
     if verbose:
         return
-    import huggingface_hub
+    from huggingface_hub.utils import disable_progress_bars  # type: ignore[attr-defined]  # lazily exported
     from transformers.utils import logging as transformers_logging
 
-    huggingface_hub.disable_progress_bars()
+    disable_progress_bars()
     transformers_logging.disable_progress_bar()
     transformers_logging.set_verbosity_error()
 

@@ -31,41 +31,6 @@ MAX_LENGTH = 200
 LONG_DOC = (CHINESE + EMOJI + " retrieval passage. ") * 30
 
 
-def lychee_prompt_ids(reference: RecipeReference, q_text: str, d_text: str, d_images: list[Any]) -> list[int]:
-    """The token ids of the recipe's prompt for a pair, as the reference builds it (no forward pass)."""
-    processor = reference.processor
-    messages = reference.messages(LYCHEE_DEFAULT, q_text, [], d_text, d_images)
-    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return list(processor(text=[text], images=d_images or None, return_tensors="pt")["input_ids"][0].tolist())
-
-
-def lychee_kept_text(reference: RecipeReference, q_text: str, d_text: str, d_images: list[Any]) -> str:
-    """The longest token prefix of the document text whose prompt fits ``MAX_LENGTH`` (the recipe's cut).
-
-    Written from the recipe (shared/docs/lychee-reference.md: cut the document text at token boundaries,
-    never the images or the prompt's frame): a bisection over the document's own tokens, a prefix that
-    ends inside a character (an emoji's bytes) counting as the shorter one that does not.
-    """
-    tokenizer = reference.processor.tokenizer
-    doc_ids = tokenizer.encode(d_text, add_special_tokens=False)
-
-    def text_of(k: int) -> str:
-        text = tokenizer.decode(doc_ids[:k])
-        while "\ufffd" in text and k > 0:
-            k -= 1
-            text = tokenizer.decode(doc_ids[:k])
-        return text
-
-    low, high = 0, len(doc_ids)
-    while low < high:
-        middle = (low + high + 1) // 2
-        if len(lychee_prompt_ids(reference, q_text, text_of(middle), d_images)) <= MAX_LENGTH:
-            low = middle
-        else:
-            high = middle - 1
-    return text_of(low)
-
-
 @contextlib.contextmanager
 def served(checkpoint: Path) -> Iterator[RemoteReranker]:
     """A client of a real ``lychee serve`` on the checkpoint, pairs cut at ``MAX_LENGTH``."""
@@ -107,7 +72,7 @@ def test_lychee_served_cut_and_many_documents(lychee_remote: RemoteReranker, lyc
     """A real-text document cut at max_length (alone and with an image), in one call with an uncut one."""
     expected, counts = [], []
     for images in ([], [RED]):
-        kept = lychee_kept_text(lychee_reference, "北京", LONG_DOC, images)
+        kept = lychee_reference.kept_text(LYCHEE_DEFAULT, "北京", [], LONG_DOC, images, MAX_LENGTH)
         assert 0 < len(kept) < len(LONG_DOC) and LONG_DOC.startswith(kept)
         score, ids = lychee_reference.score(LYCHEE_DEFAULT, "北京", [], kept, images)
         assert len(ids) <= MAX_LENGTH

@@ -280,3 +280,74 @@ def test_lychee_serve_reports_cache_hits_misses_and_sizes(tiny_checkpoint: Path)
     assert metrics[("lychee_engine_cache_misses_total", "score")] == 6
     assert metrics[("lychee_engine_cache_hits_total", "score")] == 3
     assert metrics[("lychee_engine_cache_entries", "score")] == 6
+
+
+# --- the prefix key/value cache --------------------------------------------------------------------------
+
+INSTRUCTION = "Given a product photo or description, find the catalogue entries that show the same product"
+PREFIX_CALLS: list[tuple[Any, list[Any]]] = [
+    ("red running shoes", ["a red shoe", "a blue bag", "green grass", "nothing"]),
+    ("blue canvas bag", ["a red shoe", {"image": BLUE}, "a grey box"]),  # new query, same instruction
+    ({"text": "this product", "image": RED}, ["a red shoe", {"image": GREEN}, {"text": "grey", "image": GREY}]),
+    ({"text": "this product", "image": _png(RED)}, ["other words", "a red square"]),  # same query image again
+    ({"text": "this product", "image": GREEN}, ["a red shoe", "green grass"]),  # same ids, another image
+    ({"images": [RED, BLUE]}, [{"images": [GREEN, GREY]}, "two photos"]),
+]
+
+
+class FirstLayerTokens:
+    """Records the (rows, length) of each input to the language model's first decoder layer."""
+
+    def __init__(self, reranker: LycheeReranker) -> None:
+        layer = reranker._get_runtime().model.model.model.language_model.layers[0]
+        self.shapes: list[tuple[int, int]] = []
+        self._handle = layer.register_forward_pre_hook(lambda m, args: self.shapes.append(tuple(args[0].shape[:2])))
+
+    def close(self) -> None:
+        self._handle.remove()
+
+
+def test_prefix_cache_runs_only_what_follows_a_cached_prefix_and_is_exact(
+    tiny_checkpoint: Path, uncached: LycheeReranker
+) -> None:
+    cached = _engine(tiny_checkpoint, vision_cache_bytes=0, prefix_cache_bytes=2**26)
+    tokens = FirstLayerTokens(cached)
+    try:
+        prefix_runs: list[int] = []
+        for query, docs in PREFIX_CALLS:
+            expected = uncached.score(query, docs, instruction=INSTRUCTION)
+            tokens.shapes.clear()
+            with Events() as events:
+                got = cached.score(query, docs, instruction=INSTRUCTION)
+            assert got == pytest.approx(expected, abs=1e-5), query
+            assert events.totals.get("prefix_cache_hit", 0) + events.totals.get("prefix_cache_miss", 0) == 1
+            first = tokens.shapes[0] if tokens.shapes else (0, 0)
+            prefix_runs.append(first[1] if first[0] == 1 else 0)  # the prefix pass is one row
+        # Call 2 (new text query, same instruction) runs only from where its tokens leave call 1's.
+        first_pair = cached.encode(*PREFIX_CALLS[0], instruction=INSTRUCTION)[0]
+        second_pair = cached.encode(*PREFIX_CALLS[1], instruction=INSTRUCTION)[0]
+        common = next(
+            i for i, (a, b) in enumerate(zip(first_pair.input_ids, second_pair.input_ids, strict=False)) if a != b
+        )
+        assert common > 40  # the system prompt and the instruction
+        assert 0 < prefix_runs[1] <= len(second_pair) - common
+        # Call 4 repeats call 3's query image (other bytes, same content): its whole prefix is cached.
+        assert prefix_runs[3] == 0
+        # Call 5 has the same token ids as call 3 but another image: it reruns from that image on.
+        assert prefix_runs[4] > 0
+    finally:
+        tokens.close()
+        cached.unload()
+
+
+def test_prefix_cache_bound_is_respected(tiny_checkpoint: Path, uncached: LycheeReranker) -> None:
+    cached = _engine(tiny_checkpoint, vision_cache_bytes=0, prefix_cache_bytes=200_000)
+    try:
+        for n in range(4):
+            docs = ["a red shoe", "a blue bag", f"document {n}"]
+            query = f"query number {n} " * (n + 1)
+            assert cached.score(query, docs) == pytest.approx(uncached.score(query, docs), abs=1e-5)
+        stats = cached._get_runtime().model.prefix_cache.stats()  # type: ignore[union-attr]
+        assert 0 < stats.bytes <= 200_000 and stats.entries < 4
+    finally:
+        cached.unload()

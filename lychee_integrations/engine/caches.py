@@ -107,6 +107,30 @@ class BoundedCache(Generic[V]):
         emit(f"{self.name}_cache_{'miss' if item is None else 'hit'}", 1)
         return None if item is None else item[0]
 
+    def best(self, score: Callable[[Hashable, V], int]) -> tuple[V, int] | None:
+        """Return the held value of highest ``score(key, value)`` and that score, or ``None`` if none is over 0.
+
+        Counts one lookup (a hit when a value is returned) and marks the value recently used.
+        For lookups by the longest shared prefix (the prefix cache); ``score`` runs under the
+        cache's lock, so it must be quick and must not use the cache.
+        """
+        with self._lock:
+            now = self._clock()
+            found: tuple[Hashable, V, int] | None = None
+            for key, (value, _, stored) in self._items.items():
+                if self.ttl is not None and now - stored > self.ttl:
+                    continue
+                points = score(key, value)
+                if points > 0 and (found is None or points > found[2]):
+                    found = (key, value, points)
+            if found is None:
+                self._misses += 1
+            else:
+                self._items.move_to_end(found[0])
+                self._hits += 1
+        emit(f"{self.name}_cache_{'miss' if found is None else 'hit'}", 1)
+        return None if found is None else (found[1], found[2])
+
     def peek(self, key: Hashable) -> bool:
         """Whether ``key`` is held (and not expired), without counting a lookup."""
         with self._lock:

@@ -221,6 +221,7 @@ def _settings(args: argparse.Namespace) -> ServiceSettings:
             max_images_per_item=args.max_images_per_item,
             max_images_per_request=args.max_images_per_request,
             max_request_pixels=args.max_request_pixels,
+            max_text_chars=args.max_text_chars,
             allow_remote_images=args.allow_remote_images,
             image_root=args.image_root,
             image_timeout=args.image_timeout,

@@ -253,6 +253,13 @@ def _add_service_options(parser: argparse.ArgumentParser, default_port: int) -> 
         f"image is decoded (default: {defaults.max_request_pixels})",
     )
     limits.add_argument(
+        "--max-text-chars",
+        type=_positive_int,
+        default=defaults.max_text_chars,
+        metavar="N",
+        help=f"characters in one query, document or instruction text (default: {defaults.max_text_chars})",
+    )
+    limits.add_argument(
         "--allow-remote-images",
         action="store_true",
         help="fetch http(s) image URLs (never from loopback or private addresses); off by default",

@@ -229,20 +229,20 @@ class _EngineRunner:
         """Engine calls running now, abandoned ones included."""
         return self._running
 
-    def _counted(self, fn: Callable[..., _T], *args: Any) -> _T:
+    def _counted(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         with self._lock:
             self._running += 1
         try:
-            return fn(*args)
+            return fn(*args, **kwargs)
         finally:
             with self._lock:
                 self._running -= 1
 
-    async def __call__(self, fn: Callable[..., _T], *args: Any) -> _T:
+    async def __call__(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         if self._limiter is None:  # created lazily: it needs a running event loop
             self._limiter = anyio.CapacityLimiter(self._limit)
         try:
-            call = functools.partial(self._counted, fn, *args)
+            call = functools.partial(self._counted, fn, *args, **kwargs)
             return await anyio.to_thread.run_sync(call, limiter=self._limiter, abandon_on_cancel=True)
         except (InvalidInputError, ConfigurationError, TooManyDocumentsError):
             raise
@@ -359,6 +359,7 @@ def create_app(
         return {**(extra or {}), **keyed.get("responses", {})}
 
     dependencies = keyed.get("dependencies", [])
+    texts = {"max_text_chars": settings.max_text_chars}
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
@@ -375,6 +376,7 @@ def create_app(
             max_images_per_item=settings.max_images_per_item,
             max_images_per_request=settings.max_images_per_request,
             max_request_pixels=settings.max_request_pixels,
+            max_text_chars=settings.max_text_chars,
             max_concurrency=settings.max_concurrency,
         )
         return HealthResponse(status="ok", model=model_name, limits=limits)
@@ -433,14 +435,14 @@ def create_app(
     )
     async def rerank(body: RerankRequest) -> RerankResponse | ScoreResponse:
         """Rank `documents` against `query` (best first), or score a single `document`."""
-        return await run(run_native, reranker, body, settings.max_documents, model_name)
+        return await run(run_native, reranker, body, settings.max_documents, model_name, **texts)
 
     async def compat(body: CompatRerankRequest) -> CompatRerankResponse:
         """Rerank in the Cohere/Jina/vLLM shape: results carry `index` and `relevance_score`.
 
         The response has `usage.total_tokens` (vLLM, Jina) and Cohere's `meta` block.
         """
-        return await run(run_compat, reranker, body, settings.max_documents, model_name)
+        return await run(run_compat, reranker, body, settings.max_documents, model_name, **texts)
 
     @app.post(
         "/v1/score",
@@ -455,7 +457,7 @@ def create_app(
 
         The scores are those of `/v1/rerank` for the same query and documents, in the pairs' order.
         """
-        return await run(run_score, reranker, body, settings.max_documents, model_name)
+        return await run(run_score, reranker, body, settings.max_documents, model_name, **texts)
 
     @app.get("/v1/models", response_model=ModelList, tags=["service"], dependencies=dependencies, responses=responses())
     async def models() -> ModelList:

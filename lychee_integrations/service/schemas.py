@@ -406,6 +406,7 @@ class ServiceLimits(BaseModel):
     max_request_pixels: int = Field(
         description="Most pixels (width x height) summed over every image of one request, checked before decoding."
     )
+    max_text_chars: int = Field(description="Longest text of a query, document or instruction, in characters.")
     max_concurrency: int = Field(description="Most engine calls at once; further requests wait.")
 
 

@@ -30,6 +30,9 @@ class ServiceSettings:
         max_request_pixels: Most pixels (width x height, read from each image's header) summed
             over every image of one request; a request over it is refused before any image is
             decoded. Image URLs count once fetched.
+        max_text_chars: Longest text of a query, document or instruction, in characters
+            (more: 413, before anything is tokenized). The model reads at most ``max_length``
+            tokens of a pair anyway; a longer query is cut once per call.
         allow_remote_images: Fetch ``http(s)`` image URLs (never from loopback or private
             addresses).
         image_root: A directory the service may read images from; paths outside it are
@@ -56,6 +59,7 @@ class ServiceSettings:
     max_images_per_item: int = 8
     max_images_per_request: int = 128
     max_request_pixels: int = 100_000_000
+    max_text_chars: int = 500_000
     allow_remote_images: bool = False
     image_root: Path | None = None
     image_timeout: float = 10.0
@@ -72,6 +76,7 @@ class ServiceSettings:
             "max_images_per_item",
             "max_images_per_request",
             "max_request_pixels",
+            "max_text_chars",
             "max_concurrency",
         ):
             value = getattr(self, name)

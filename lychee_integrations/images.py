@@ -46,6 +46,7 @@ __all__ = [
     "check_image_counts",
     "check_request_pixels",
     "decode_image",
+    "decoded_size",
     "load_image",
     "open_image",
 ]
@@ -273,6 +274,13 @@ def decode_image(
         raise _fail(item, index, f"image is corrupt or truncated: {exc}") from exc
     converted = _to_rgb(_downscaled(img, policy))
     return converted.copy() if converted is opened.image and not opened.owned else converted
+
+
+def decoded_size(opened: OpenedImage, policy: ImagePolicy) -> tuple[int, int]:
+    """Return the ``(width, height)`` :func:`decode_image` gives ``opened`` under ``policy``, from its header."""
+    if policy.downscale_pixels is None:
+        return opened.image.size
+    return _fitted(opened.image.size, policy.downscale_pixels)
 
 
 def _fitted(size: tuple[int, int], pixels: int) -> tuple[int, int]:

@@ -19,7 +19,7 @@ from conftest import make_image, png_bytes
 from PIL import Image
 from service_helpers import cli_process, free_port
 
-from lychee_integrations.errors import LimitExceededError
+from lychee_integrations.errors import InputTooLongError, LimitExceededError
 from lychee_integrations.images import (
     ImagePolicy,
     check_image_counts,
@@ -169,3 +169,20 @@ def test_thirty_near_cap_one_bit_images_are_refused_by_the_named_budget_and_the_
         assert under.status_code == 200, under.text
         assert sorted(r["index"] for r in under.json()["results"]) == [0, 1, 2, 3]
         assert (vm_hwm_kib(process.pid) - before) / 1024 < 1536
+
+
+def test_a_pair_whose_images_are_too_long_is_refused_from_the_headers_before_decoding(tiny_checkpoint: Path) -> None:
+    from lychee_integrations.engine import LycheeReranker
+
+    reranker = LycheeReranker(model=str(tiny_checkpoint), device="cpu", max_length=200)
+    big = png_bytes(make_image((10, 10, 10), size=(800, 800)))
+    broken = big[: len(big) // 2]  # the header whole, the pixel data cut: decoding it would fail
+    with pytest.raises(InputTooLongError, match=r"^document 1: .*from the image headers.*max_length=200") as info:
+        reranker.score("q", ["fine", {"image": broken}])
+    assert info.value.index == 1
+    encoder = reranker._get_runtime().encoder
+    policy = encoder.decoding_policy(ImagePolicy())
+    for size in ((800, 800), (640, 100), (5000, 1200)):  # the last one is shrunk as it is decoded
+        data = png_bytes(make_image((1, 2, 3), size=size))
+        from_header = encoder.header_tokens(open_image(data, policy), policy)
+        assert from_header == encoder.encode_image(load_image(data, policy)).n_tokens, size

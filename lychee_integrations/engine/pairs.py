@@ -26,6 +26,7 @@ from lychee_integrations.images import (
     check_image_counts,
     check_request_pixels,
     decode_image,
+    decoded_size,
     open_image,
 )
 from lychee_integrations.inputs import RerankInput, map_documents
@@ -337,6 +338,7 @@ class PromptEncoder:
         )
         # Every header first (downloads included), then the request's pixel budget, then decoding.
         query_opened = self._open(request.query, policy, "query", None)
+        query_tokens = sum(self.header_tokens(o, policy) for o in query_opened)
 
         def open_document(document: object, item: str, index: int) -> tuple[OpenedImage, ...]:
             assert isinstance(document, RerankInput)
@@ -347,7 +349,16 @@ class PromptEncoder:
                     f"the pair holds {pair_images} images (query and document), over max_images_per_pair={max_images}",
                     index=index,
                 )
-            return self._open(document, policy, item, index)
+            own = self._open(document, policy, item, index)
+            needed = query_tokens + sum(self.header_tokens(o, policy) for o in own)
+            if needed > self.max_length:  # refused before its images are decoded, as the cut would refuse it
+                raise InputTooLongError(
+                    item,
+                    f"its images and the query's need {needed} tokens (from the image headers), over "
+                    f"max_length={self.max_length}; lower max_pixels, raise max_length or send smaller images",
+                    index=index,
+                )
+            return own
 
         opened = map_documents(documents, open_document, workers=workers)
         check_request_pixels(
@@ -370,6 +381,26 @@ class PromptEncoder:
             return replace(pair, sources=query_sources + tuple(self.model_image(im) for im in images))
 
         return map_documents(list(zip(documents, opened, strict=True)), encode, workers=workers)
+
+    def header_tokens(self, opened: OpenedImage, policy: ImagePolicy) -> int:
+        """Return the visual tokens ``opened`` will take, from its header (0 where only decoding can tell).
+
+        Exact for a family whose processor resizes (Lychee): the processor's resize of the size
+        :func:`~lychee_integrations.images.decode_image` gives. A recipe that resizes the decoded
+        image itself (Qwen3-VL) or an image the resize refuses counts 0 here; :meth:`encode_image`
+        counts it after decoding.
+        """
+        if self.recipe.prepare_image is not None:
+            return 0
+        bounds = self._processor.image_processor.size
+        width, height = decoded_size(opened, policy)
+        try:
+            height, width = _processor_resize(
+                height, width, self._patch * self._merge_size, bounds["shortest_edge"], bounds["longest_edge"]
+            )
+        except ValueError:
+            return 0
+        return (height // self._patch) * (width // self._patch) // self._merge
 
     def decoding_policy(self, policy: ImagePolicy) -> ImagePolicy:
         """Return ``policy`` with images shrunk as soon as they are decoded, unless it says otherwise.

@@ -13,6 +13,7 @@ __all__ = [
     "InputTooLongError",
     "InvalidDocumentsError",
     "InvalidInputError",
+    "LimitExceededError",
     "LycheeError",
     "MissingDependencyError",
     "RemoteError",
@@ -63,6 +64,23 @@ class UnsupportedInputError(InvalidInputError, TypeError):
 
 class ImageLoadError(InvalidInputError):
     """An image could not be read: missing file, failed download, corrupt or oversized data."""
+
+
+class LimitExceededError(InvalidInputError):
+    """A request is over one of the limits it may use (images per item or request, decoded pixels).
+
+    The service answers it with 413. The message names the item, the limit and its value.
+
+    Attributes:
+        limit: The limit's name (``"max_request_pixels"``).
+        value: The limit's value.
+
+    """
+
+    def __init__(self, item: str, problem: str, *, limit: str, value: int, index: int | None = None) -> None:
+        super().__init__(item, f"{problem}, over {limit}={value}", index=index)
+        self.limit = limit
+        self.value = value
 
 
 class InputTooLongError(InvalidInputError):

@@ -4,8 +4,14 @@ It reads PIL images, encoded bytes, local paths, ``file://`` and ``http(s)`` URL
 ``data:`` URIs and bare base64 strings, and applies an :class:`ImagePolicy`: whether
 remote URLs and local files may be read, a root directory that local paths must stay
 inside, a deadline and a byte limit for downloads, refusal of loopback and private
-addresses (also when embedded in an IPv6 address), an allowlist of image formats, and a
-pixel limit that stops decompression bombs before any pixel is decoded.
+addresses (also when embedded in an IPv6 address), an allowlist of image formats, a
+pixel limit that stops decompression bombs before any pixel is decoded, and the budgets of
+one request (images per item, images per request, decoded pixels over all its images).
+
+Reading is two steps, so that a request's budgets hold before any pixel is decoded:
+:func:`open_image` reads the image's header (fetching or reading its bytes first), and
+:func:`decode_image` decodes it, shrinking it as soon as it is decoded. :func:`load_image`
+does both.
 """
 
 from __future__ import annotations
@@ -23,16 +29,26 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lychee_integrations.errors import ConfigurationError, ImageLoadError, UnsupportedInputError
+from lychee_integrations.errors import ConfigurationError, ImageLoadError, LimitExceededError, UnsupportedInputError
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
-__all__ = ["ACCEPTED_FORMATS", "ImagePolicy", "load_image"]
+__all__ = [
+    "ACCEPTED_FORMATS",
+    "ImagePolicy",
+    "OpenedImage",
+    "check_image_counts",
+    "check_request_pixels",
+    "decode_image",
+    "load_image",
+    "open_image",
+]
 
 _BASE64_RE = re.compile(r"^[A-Za-z0-9+/\s]+={0,2}\s*$")
 _BASE64_URLSAFE_RE = re.compile(r"^[A-Za-z0-9_\-\s]+={0,2}\s*$")
@@ -73,6 +89,14 @@ class ImagePolicy:
             keeping its aspect ratio, right after decoding (JPEG decodes at a reduced
             scale first), so that only the size the model can use stays in memory. Set
             it to the model's ``max_pixels`` or more; ``None`` keeps every image whole.
+        max_images_per_item: Most images one query or one document may carry
+            (``None``: no cap); checked before any image is read.
+        max_images_per_request: Most images one request may carry, query and documents
+            together (``None``: no cap); checked before any image is read.
+        max_request_pixels: Most pixels (width x height, from each header) summed over
+            every image of one request, query and documents (``None``: no cap); checked
+            once every header is read and before any pixel is decoded. Image URLs count
+            once fetched.
 
     Example:
         >>> ImagePolicy.strict(local_root="/srv/images").allow_remote
@@ -88,6 +112,9 @@ class ImagePolicy:
     max_bytes: int = 32 * 1024 * 1024
     max_image_pixels: int = 50_000_000
     downscale_pixels: int | None = None
+    max_images_per_item: int | None = None
+    max_images_per_request: int | None = None
+    max_request_pixels: int | None = None
 
     def __post_init__(self) -> None:
         if self.timeout <= 0:
@@ -96,6 +123,10 @@ class ImagePolicy:
             raise ConfigurationError("ImagePolicy.max_bytes and max_image_pixels must be positive")
         if self.downscale_pixels is not None and self.downscale_pixels <= 0:
             raise ConfigurationError(f"ImagePolicy.downscale_pixels must be positive, got {self.downscale_pixels}")
+        for name in ("max_images_per_item", "max_images_per_request", "max_request_pixels"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigurationError(f"ImagePolicy.{name} must be a positive integer or None, got {value!r}")
         if self.local_root is not None:
             root = Path(self.local_root).resolve()
             if not root.is_dir():
@@ -148,7 +179,40 @@ def _sniff(data: bytes) -> str | None:
     return None
 
 
-def _decode(data: bytes, policy: ImagePolicy, item: str, index: int | None) -> PILImage:
+@dataclass(frozen=True)
+class OpenedImage:
+    """An image whose header is read and checked, and nothing decoded yet (see :func:`open_image`).
+
+    Attributes:
+        image: The lazily opened ``PIL`` image (or the caller's own image).
+        owned: Whether :attr:`image` was opened here (else it is the caller's, never modified).
+
+    """
+
+    image: PILImage
+    owned: bool = True
+
+    @property
+    def pixels(self) -> int:
+        """Width x height, from the header."""
+        width, height = self.image.size
+        return width * height
+
+
+def _check_size(width: int, height: int, policy: ImagePolicy, item: str, index: int | None) -> None:
+    if width * height > policy.max_image_pixels:
+        raise _fail(
+            item,
+            index,
+            f"image is {width}x{height} = {width * height} pixels, over the limit of "
+            f"{policy.max_image_pixels} (a decompression bomb or an absurd size)",
+        )
+    if width < 1 or height < 1:
+        raise _fail(item, index, f"image has an empty size {width}x{height}")
+
+
+def _open(data: bytes, policy: ImagePolicy, item: str, index: int | None) -> OpenedImage:
+    """Read ``data``'s header (size, format) and check it; no pixel is decoded."""
     from PIL import Image, UnidentifiedImageError
 
     if len(data) > policy.max_bytes:
@@ -157,19 +221,7 @@ def _decode(data: bytes, policy: ImagePolicy, item: str, index: int | None) -> P
         raise _fail(item, index, "image data is empty")
     try:
         img = Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS))
-        width, height = img.size
-        if width * height > policy.max_image_pixels:
-            raise _fail(
-                item,
-                index,
-                f"image is {width}x{height} = {width * height} pixels, over the limit of "
-                f"{policy.max_image_pixels} (a decompression bomb or an absurd size)",
-            )
-        if width < 1 or height < 1:
-            raise _fail(item, index, f"image has an empty size {width}x{height}")
-        if policy.downscale_pixels is not None and width * height > policy.downscale_pixels:
-            img.draft("RGB", _fitted(img.size, policy.downscale_pixels))  # JPEG: decode at 1/2, 1/4 or 1/8
-        img.load()
+        _check_size(*img.size, policy, item, index)
     except ImageLoadError:
         raise
     except Image.DecompressionBombError as exc:
@@ -182,7 +234,45 @@ def _decode(data: bytes, policy: ImagePolicy, item: str, index: int | None) -> P
         raise _fail(item, index, "data is not a readable image (unknown or corrupt format)") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise _fail(item, index, f"image is corrupt or truncated: {exc}") from exc
-    return _downscaled(_to_rgb(img), policy)
+    return OpenedImage(img)
+
+
+def decode_image(
+    opened: OpenedImage, policy: ImagePolicy | None = None, *, item: str = "image", index: int | None = None
+) -> PILImage:
+    """Decode an image :func:`open_image` opened, into RGB, shrunk as soon as it is decoded.
+
+    Past :attr:`ImagePolicy.downscale_pixels`, a JPEG decodes at a reduced scale and every
+    image is shrunk in its own mode (a 1-bit image as 8-bit grey) before it becomes RGB, so
+    no full-size RGB copy of a large image is ever made.
+
+    Args:
+        opened: The opened image.
+        policy: ``downscale_pixels`` applies; ``ImagePolicy()`` when ``None``.
+        item: How errors name the input.
+        index: Document index recorded on the error.
+
+    Returns:
+        An RGB image (the caller's own PIL image is never modified).
+
+    Raises:
+        ImageLoadError: The data is corrupt or truncated.
+
+    """
+    from PIL import Image
+
+    policy = policy or ImagePolicy()
+    img = opened.image
+    try:
+        if opened.owned and policy.downscale_pixels is not None and opened.pixels > policy.downscale_pixels:
+            img.draft("RGB", _fitted(img.size, policy.downscale_pixels))  # JPEG: decode at 1/2, 1/4 or 1/8
+        img.load()
+    except Image.DecompressionBombError as exc:
+        raise _fail(item, index, f"image refused as a decompression bomb: {exc}") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise _fail(item, index, f"image is corrupt or truncated: {exc}") from exc
+    converted = _to_rgb(_downscaled(img, policy))
+    return converted.copy() if converted is opened.image and not opened.owned else converted
 
 
 def _fitted(size: tuple[int, int], pixels: int) -> tuple[int, int]:
@@ -195,11 +285,19 @@ def _fitted(size: tuple[int, int], pixels: int) -> tuple[int, int]:
 
 
 def _downscaled(img: PILImage, policy: ImagePolicy) -> PILImage:
+    """Shrink ``img`` to ``downscale_pixels`` in its own mode (1-bit and palette images as grey or RGB(A)).
+
+    ``reducing_gap`` box-reduces by an integer factor first, so the resize reads little memory.
+    """
     from PIL import Image
 
     if policy.downscale_pixels is None or img.width * img.height <= policy.downscale_pixels:
         return img
-    return img.resize(_fitted(img.size, policy.downscale_pixels), Image.Resampling.BICUBIC)
+    if img.mode == "1":  # resizing a 1-bit image would fall back to nearest neighbour
+        img = img.convert("L")
+    elif img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    return img.resize(_fitted(img.size, policy.downscale_pixels), Image.Resampling.BICUBIC, reducing_gap=3.0)
 
 
 def _to_rgb(img: PILImage) -> PILImage:
@@ -254,7 +352,7 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def _read_local(path: Path, policy: ImagePolicy, item: str, index: int | None) -> PILImage:
+def _read_local(path: Path, policy: ImagePolicy, item: str, index: int | None) -> OpenedImage:
     if not policy.allow_local_files:
         raise _fail(item, index, "local file paths are not allowed here; send the image as base64 or a data URI")
     resolved = _resolve_local(path, policy, item, index)
@@ -269,7 +367,7 @@ def _read_local(path: Path, policy: ImagePolicy, item: str, index: int | None) -
         data = resolved.read_bytes()
     except OSError as exc:
         raise _fail(item, index, f"cannot read image file {_shown(path)!r}: {_os_reason(exc)}") from exc
-    return _decode(data, policy, item, index)
+    return _open(data, policy, item, index)
 
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: the IPv4 address is the last 32 bits
@@ -434,7 +532,7 @@ def _opener(policy: ImagePolicy, deadline: _Deadline) -> urllib.request.OpenerDi
     return opener
 
 
-def _fetch(url: str, policy: ImagePolicy, item: str, index: int | None) -> PILImage:
+def _fetch(url: str, policy: ImagePolicy, item: str, index: int | None) -> OpenedImage:
     if not policy.allow_remote:
         raise _fail(item, index, "image URLs are not allowed here; send the image as base64 or a data URI")
     request = urllib.request.Request(url, headers={"User-Agent": "lychee-integrations", "Accept": "image/*"})
@@ -457,7 +555,7 @@ def _fetch(url: str, policy: ImagePolicy, item: str, index: int | None) -> PILIm
             raise _fail(item, index, f"cannot fetch image URL {url}: {reason}") from exc
         if deadline.expired.is_set():  # the watchdog's shutdown can look like the end of the body
             raise _fail(item, index, late)
-    return _decode(data, policy, item, index)
+    return _open(data, policy, item, index)
 
 
 def _read_body(response: http.client.HTTPResponse, limit: int, deadline: _Deadline) -> bytes:
@@ -497,13 +595,13 @@ def _b64decode(text: str, item: str, index: int | None, *, what: str) -> bytes:
     raise _fail(item, index, f"{what} is not valid base64")
 
 
-def _load_string(source: str, policy: ImagePolicy, item: str, index: int | None) -> PILImage:
+def _load_string(source: str, policy: ImagePolicy, item: str, index: int | None) -> OpenedImage:
     text = source.strip()
     if not text:
         raise _fail(item, index, "image reference is an empty string")
     lowered = text[:16].lower()
     if lowered.startswith("data:"):
-        return _decode(_parse_data_uri(text, item, index), policy, item, index)
+        return _open(_parse_data_uri(text, item, index), policy, item, index)
     if lowered.startswith(("http://", "https://")):
         return _fetch(text, policy, item, index)
     if lowered.startswith("file:"):
@@ -521,7 +619,7 @@ def _load_string(source: str, policy: ImagePolicy, item: str, index: int | None)
     if len(text) < 4096 and policy.allow_local_files and _is_file(_resolve_local(Path(text), policy, item, index)):
         return _read_local(Path(text), policy, item, index)
     try:
-        return _decode(_b64decode(text, item, index, what="image string"), policy, item, index)
+        return _open(_b64decode(text, item, index, what="image string"), policy, item, index)
     except ImageLoadError:
         if not text.startswith(("/", "~")) or len(text) >= 4096:
             raise
@@ -529,10 +627,115 @@ def _load_string(source: str, policy: ImagePolicy, item: str, index: int | None)
         return _read_local(Path(text), policy, item, index)
 
 
+def open_image(
+    source: object, policy: ImagePolicy | None = None, *, item: str = "image", index: int | None = None
+) -> OpenedImage:
+    """Read one image's header, applying ``policy``; nothing is decoded (see :func:`decode_image`).
+
+    A string is read as: a ``data:`` URI; an ``http(s)`` URL (downloaded now); a ``file://``
+    URL; an existing local path; otherwise base64 (standard or URL-safe alphabet).
+
+    Args:
+        source: ``PIL.Image.Image``, ``bytes``/``bytearray``, ``os.PathLike`` or ``str``.
+        policy: What may be read; ``ImagePolicy()`` when ``None``.
+        item: How errors name the input (``"query"``, ``"document 2"``).
+        index: Document index recorded on the error.
+
+    Returns:
+        The opened image: its size is known, its pixels are not decoded.
+
+    Raises:
+        ImageLoadError: Missing file, refused path or URL, failed download, bad base64,
+            unreadable header, or an image over the byte or pixel limits.
+        UnsupportedInputError: ``source`` is of another type.
+
+    """
+    from PIL import Image
+
+    policy = policy or ImagePolicy()
+    if isinstance(source, Image.Image):
+        _check_size(*source.size, policy, item, index)
+        return OpenedImage(source, owned=False)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _open(bytes(source), policy, item, index)
+    if isinstance(source, os.PathLike):
+        return _read_local(Path(os.fspath(source)), policy, item, index)
+    if isinstance(source, str):
+        return _load_string(source, policy, item, index)
+    raise UnsupportedInputError(item, f"image is of unsupported type {type(source).__name__}", index=index)
+
+
+def check_image_counts(items: Sequence[tuple[str, int | None, int]], policy: ImagePolicy) -> None:
+    """Check a request's image counts against the policy, before any image is read.
+
+    Args:
+        items: One ``(item, index, number of images)`` per query or document, in order.
+        policy: ``max_images_per_item`` and ``max_images_per_request`` apply.
+
+    Raises:
+        LimitExceededError: The first item over ``max_images_per_item``, else the item at
+            which the request goes over ``max_images_per_request``.
+
+    """
+    limit = policy.max_images_per_item
+    if limit is not None:
+        for item, index, count in items:
+            if count > limit:
+                raise LimitExceededError(
+                    item, f"{count} images sent", limit="max_images_per_item", value=limit, index=index
+                )
+    limit = policy.max_images_per_request
+    if limit is None:
+        return
+    total = 0
+    for item, index, count in items:
+        total += count
+        if total > limit:
+            all_images = sum(c for _, _, c in items)
+            raise LimitExceededError(
+                item,
+                f"the request carries {all_images} images (this item takes it past the limit)",
+                limit="max_images_per_request",
+                value=limit,
+                index=index,
+            )
+
+
+def check_request_pixels(items: Sequence[tuple[str, int | None, Sequence[OpenedImage]]], policy: ImagePolicy) -> None:
+    """Check the pixels of a request's opened images, summed, before any of them is decoded.
+
+    Args:
+        items: One ``(item, index, opened images)`` per query or document, in order.
+        policy: ``max_request_pixels`` applies.
+
+    Raises:
+        LimitExceededError: Naming the image at which the sum goes over the limit.
+
+    """
+    limit = policy.max_request_pixels
+    if limit is None:
+        return
+    total = 0
+    for item, index, opened in items:
+        for number, image in enumerate(opened):
+            total += image.pixels
+            if total > limit:
+                width, height = image.image.size
+                everything = sum(im.pixels for _, _, ims in items for im in ims)
+                raise LimitExceededError(
+                    item,
+                    f"image {number} ({width}x{height}) takes the request's images to {total} pixels "
+                    f"({everything} in all)",
+                    limit="max_request_pixels",
+                    value=limit,
+                    index=index,
+                )
+
+
 def load_image(
     source: object, policy: ImagePolicy | None = None, *, item: str = "image", index: int | None = None
 ) -> PILImage:
-    """Read one image into an RGB ``PIL.Image``, applying ``policy``.
+    """Read one image into an RGB ``PIL.Image``, applying ``policy``: :func:`open_image`, then :func:`decode_image`.
 
     A string is read as: a ``data:`` URI; an ``http(s)`` URL; a ``file://`` URL; an
     existing local path; otherwise base64 (standard or URL-safe alphabet). Transparent
@@ -558,26 +761,5 @@ def load_image(
         'RGB'
 
     """
-    from PIL import Image
-
     policy = policy or ImagePolicy()
-    if isinstance(source, Image.Image):
-        width, height = source.size
-        if width * height > policy.max_image_pixels:
-            raise _fail(item, index, f"image is {width}x{height} pixels, over the limit of {policy.max_image_pixels}")
-        if width < 1 or height < 1:
-            raise _fail(item, index, f"image has an empty size {width}x{height}")
-        try:
-            source.load()
-        except (OSError, ValueError) as exc:
-            raise _fail(item, index, f"image is corrupt or truncated: {exc}") from exc
-        converted = _to_rgb(source)
-        converted = _downscaled(converted, policy)
-        return converted.copy() if converted is source else converted
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return _decode(bytes(source), policy, item, index)
-    if isinstance(source, os.PathLike):
-        return _read_local(Path(os.fspath(source)), policy, item, index)
-    if isinstance(source, str):
-        return _load_string(source, policy, item, index)
-    raise UnsupportedInputError(item, f"image is of unsupported type {type(source).__name__}", index=index)
+    return decode_image(open_image(source, policy, item=item, index=index), policy, item=item, index=index)

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -72,15 +72,24 @@ def cli_server(args: list[str], *, port: int, startup_timeout: float = 120.0) ->
 
 @contextlib.contextmanager
 def cli_process(
-    args: list[str], *, port: int, startup_timeout: float = 120.0, env: dict[str, str] | None = None
+    args: list[str],
+    *,
+    port: int,
+    startup_timeout: float = 120.0,
+    env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """Like :func:`cli_server`, and also yield the process (to signal it or read its exit status)."""
+    """Like :func:`cli_server`, and also yield the process (to signal it or read its exit status).
+
+    ``preexec_fn`` runs in the child before it starts (to lower a resource limit, say).
+    """
     process = subprocess.Popen(
         [sys.executable, "-m", "lychee_integrations.cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
+        preexec_fn=preexec_fn,
     )
     base = f"http://{LOOPBACK}:{port}"
     try:

@@ -25,6 +25,7 @@ from lychee_integrations.cli.commands import uvicorn_config
 from lychee_integrations.cli.parser import build_parser
 from lychee_integrations.engine import LycheeReranker
 from lychee_integrations.service import ServiceSettings, create_app, service_reranker
+from lychee_integrations.service.connection import BoundedH11Protocol
 from lychee_integrations.service.schemas import EXAMPLE_IMAGE
 from lychee_integrations.testing import FakeScorer
 
@@ -231,7 +232,7 @@ def _serve_args(*extra: str) -> Any:
 def test_uvicorn_limits_reach_the_config() -> None:
     defaults = uvicorn_config(FakeScorer(), _serve_args())
     assert (defaults.limit_concurrency, defaults.timeout_keep_alive, defaults.backlog) == (1024, 5.0, 2048)
-    assert (defaults.h11_max_incomplete_event_size, defaults.http) == (16 * 1024, "h11")
+    assert (defaults.h11_max_incomplete_event_size, defaults.http) == (16 * 1024, BoundedH11Protocol)
     args = _serve_args(
         "--limit-concurrency", "7", "--timeout-keep-alive", "2.5", "--max-header-size", "4KiB", "--backlog", "64"
     )

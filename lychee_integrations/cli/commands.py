@@ -218,6 +218,10 @@ def _settings(args: argparse.Namespace) -> ServiceSettings:
             max_body_bytes=args.max_body_size,
             max_image_bytes=args.max_image_size,
             max_image_pixels=args.max_image_pixels,
+            max_images_per_item=args.max_images_per_item,
+            max_images_per_request=args.max_images_per_request,
+            max_request_pixels=args.max_request_pixels,
+            max_text_chars=args.max_text_chars,
             allow_remote_images=args.allow_remote_images,
             image_root=args.image_root,
             image_timeout=args.image_timeout,
@@ -237,15 +241,19 @@ def uvicorn_config(app: Any, args: argparse.Namespace) -> Any:
 
     The server speaks HTTP/1.1 through h11, whose ``--max-header-size`` bounds the request line
     and headers; ``--limit-concurrency`` answers 503 beyond that many connections and requests,
-    ``--timeout-keep-alive`` closes idle connections, ``--backlog`` bounds the accept queue.
+    ``--timeout-keep-alive`` closes idle connections (also those that never send a complete request
+    head: :class:`~lychee_integrations.service.connection.BoundedH11Protocol`), ``--backlog`` bounds
+    the accept queue.
     """
     import uvicorn
+
+    from lychee_integrations.service.connection import BoundedH11Protocol
 
     return uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
-        http="h11",
+        http=BoundedH11Protocol,
         log_level="info" if args.verbose else "warning",
         log_config=None,  # records go to the root logger, with their request id
         timeout_graceful_shutdown=args.graceful_timeout,
@@ -280,6 +288,10 @@ def _start(args: argparse.Namespace, *, ui: bool) -> int:
         dtype=args.dtype,
         max_length=args.max_length,
         batch_size=args.batch_size,
+        vision_cache_bytes=args.vision_cache_mb * 2**20,
+        prefix_cache_bytes=args.prefix_cache_mb * 2**20,
+        score_cache_entries=args.score_cache_entries,
+        score_cache_ttl=args.score_cache_ttl,
     )
     failure: list[BaseException] = []
     server: Any = None
@@ -319,7 +331,19 @@ def _start(args: argparse.Namespace, *, ui: bool) -> int:
     server.run()
     if failure:
         raise failure[0]
+    _exit_if_abandoned(app)
     return 0
+
+
+def _exit_if_abandoned(app: Any) -> None:
+    """Exit now when engine calls abandoned at shutdown still run: Python would wait for their threads."""
+    runner = getattr(app.state, "engine_runner", None)
+    running = getattr(runner, "running", 0)
+    if running:
+        logger.warning("exiting with %d abandoned engine call(s) still running", running)
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -108,7 +108,53 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer of 0 or more, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer of 0 or more, got {value}")
+    return value
+
+
+def _add_cache_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options of the engine's caches that outlive a call (docs/engine.md, "Caches across calls")."""
+    group = parser.add_argument_group("caches across calls (exact; sizes in /metrics)")
+    group.add_argument(
+        "--vision-cache-mb",
+        type=_non_negative_int,
+        default=256,
+        metavar="MB",
+        help="vision-tower outputs of recently seen images, by content (default: 256; 0: off)",
+    )
+    group.add_argument(
+        "--prefix-cache-mb",
+        type=_non_negative_int,
+        default=256,
+        metavar="MB",
+        help="keys and values of shared prompt prefixes (system prompt, instruction) (default: 256; 0: off)",
+    )
+    group.add_argument(
+        "--score-cache-entries",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="scores of whole pairs, by model, instruction, query and document (default: 0, off)",
+    )
+    group.add_argument(
+        "--score-cache-ttl",
+        type=_positive_float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="how long a cached score stays valid (default: 3600)",
+    )
+
+
 def _add_service_options(parser: argparse.ArgumentParser, default_port: int) -> None:
+    from lychee_integrations.service.settings import ServiceSettings
+
+    defaults = ServiceSettings()  # the image budgets' defaults are stated once, there
     net = parser.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     net.add_argument("--port", type=_port, default=default_port, help=f"port (default: {default_port})")
@@ -183,6 +229,35 @@ def _add_service_options(parser: argparse.ArgumentParser, default_port: int) -> 
         default=20_000_000,
         metavar="N",
         help="decoded image width x height (default: 20000000)",
+    )
+    limits.add_argument(
+        "--max-images-per-item",
+        type=_positive_int,
+        default=defaults.max_images_per_item,
+        metavar="N",
+        help=f"images in one query or one document (default: {defaults.max_images_per_item})",
+    )
+    limits.add_argument(
+        "--max-images-per-request",
+        type=_positive_int,
+        default=defaults.max_images_per_request,
+        metavar="N",
+        help=f"images in one request, query and documents together (default: {defaults.max_images_per_request})",
+    )
+    limits.add_argument(
+        "--max-request-pixels",
+        type=_positive_int,
+        default=defaults.max_request_pixels,
+        metavar="N",
+        help="width x height summed over every image of a request, read from the headers before any "
+        f"image is decoded (default: {defaults.max_request_pixels})",
+    )
+    limits.add_argument(
+        "--max-text-chars",
+        type=_positive_int,
+        default=defaults.max_text_chars,
+        metavar="N",
+        help=f"characters in one query, document or instruction text (default: {defaults.max_text_chars})",
     )
     limits.add_argument(
         "--allow-remote-images",
@@ -399,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_service_options(serve, default_port=8000)
     _add_engine_options(serve)
+    _add_cache_options(serve)
     serve.set_defaults(handler=cmd_serve, command_parser=serve)
 
     ui = commands.add_parser(
@@ -410,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--with-api", action="store_true", help="also serve the HTTP API; the page moves to /ui")
     _add_service_options(ui, default_port=7860)
     _add_engine_options(ui)
+    _add_cache_options(ui)
     ui.set_defaults(handler=cmd_ui, command_parser=ui)
     _vllm_serve_parser(commands)
     _eval_parser(commands)

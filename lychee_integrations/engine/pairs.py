@@ -20,7 +20,14 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from lychee_integrations.errors import InputTooLongError, InvalidInputError
-from lychee_integrations.images import ImagePolicy, load_image
+from lychee_integrations.images import (
+    ImagePolicy,
+    OpenedImage,
+    check_image_counts,
+    check_request_pixels,
+    decode_image,
+    open_image,
+)
 from lychee_integrations.inputs import RerankInput, map_documents
 from lychee_integrations.recipes import Recipe
 from lychee_integrations.recipes.lychee import LYCHEE
@@ -34,6 +41,8 @@ if TYPE_CHECKING:
 __all__ = ["EncodedPair", "ImageFeatures", "PromptEncoder", "Side", "build_messages"]
 
 _MAX_CUT_ROUNDS = 8
+#: Pixels an image keeps once decoded, at least (see :meth:`PromptEncoder.decoding_policy`).
+DECODE_PIXELS = 4_000_000
 #: ``<|im_end|>\n<|im_start|>assistant\n``: the tokens the Qwen3-VL cut re-appends.
 _SUFFIX_TOKENS = 5
 
@@ -52,10 +61,12 @@ class ImageFeatures:
         n_tokens: Visual tokens the image takes in the prompt.
         pixel_values: The patches, when already made.
         make: Makes ``(pixel_values, grid_thw)``; the grid it returns must equal ``grid_thw``.
+        key: A content key of the image and its settings (:func:`~lychee_integrations.engine.caches.image_key`),
+            when the engine's caches need one; equal keys mean equal patches.
 
     """
 
-    __slots__ = ("_future", "_lock", "_make", "_pixels", "grid_thw", "n_tokens")
+    __slots__ = ("_future", "_lock", "_make", "_pixels", "grid_thw", "key", "n_tokens")
 
     def __init__(
         self,
@@ -64,11 +75,13 @@ class ImageFeatures:
         *,
         pixel_values: torch.Tensor | None = None,
         make: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None,
+        key: bytes | None = None,
     ) -> None:
         if pixel_values is None and make is None:
             raise ValueError("ImageFeatures needs pixel_values or make")
         self.grid_thw = grid_thw
         self.n_tokens = n_tokens
+        self.key = key
         self._pixels = pixel_values
         self._make = make
         self._future: Future[torch.Tensor] | None = None
@@ -193,8 +206,11 @@ class PromptEncoder:
         recipe: Recipe = LYCHEE,
         min_pixels: int | None = None,
         max_pixels: int | None = None,
+        hash_images: bool = False,
     ) -> None:
         self._processor = processor
+        #: Whether each image gets a content key (:attr:`ImageFeatures.key`), for the engine's caches.
+        self.hash_images = hash_images
         self._backend = processor.tokenizer.backend_tokenizer
         if self._backend.truncation is not None or self._backend.padding is not None:
             # A tokenizer.json may carry truncation or padding: never let it cut silently.
@@ -251,7 +267,19 @@ class PromptEncoder:
             out = processor(images=[image], return_tensors="pt", **options)
             return out["pixel_values"], out["image_grid_thw"]
 
-        return ImageFeatures(grid, int(grid.prod().item()) // self._merge, make=make)
+        key = None
+        if self.hash_images:
+            from lychee_integrations.engine.caches import image_key
+
+            settings = (
+                self.recipe.name,
+                tuple(grid[0].tolist()),
+                self.min_pixels,
+                self.max_pixels,
+                repr(processor.size),
+            )
+            key = image_key(image, settings)
+        return ImageFeatures(grid, int(grid.prod().item()) // self._merge, make=make, key=key)
 
     def model_image(self, image: PILImage) -> PILImage:
         """Return ``image`` as the checkpoint's processor receives it: after the recipe's resize, if any.
@@ -294,33 +322,65 @@ class PromptEncoder:
         Raises:
             InvalidInputError: Naming each bad item (text holding a vision token, an image
                 that cannot be read or resized, too many images, a pair too long).
+            LimitExceededError: The request is over one of the policy's budgets (images per
+                item or per request before any image is read, summed pixels before any is decoded).
 
         """
         self.check_text(instruction, "instruction")
         self.check_text(request.query.text, "query")
-        query_images = self._load(request.query, policy, "query", None)
+        policy = self.decoding_policy(policy)
+        documents = request.documents
+        check_image_counts(
+            [("query", None, len(request.query.images))]
+            + [(f"document {i}", i, len(d.images)) for i, d in enumerate(documents)],
+            policy,
+        )
+        # Every header first (downloads included), then the request's pixel budget, then decoding.
+        query_opened = self._open(request.query, policy, "query", None)
+
+        def open_document(document: object, item: str, index: int) -> tuple[OpenedImage, ...]:
+            assert isinstance(document, RerankInput)
+            pair_images = len(request.query.images) + len(document.images)
+            if max_images is not None and pair_images > max_images:
+                raise InvalidInputError(
+                    item,
+                    f"the pair holds {pair_images} images (query and document), over max_images_per_pair={max_images}",
+                    index=index,
+                )
+            return self._open(document, policy, item, index)
+
+        opened = map_documents(documents, open_document, workers=workers)
+        check_request_pixels(
+            [("query", None, query_opened)] + [(f"document {i}", i, o) for i, o in enumerate(opened)], policy
+        )
+        query_images = tuple(decode_image(o, policy, item="query") for o in query_opened)
         images = tuple(self.encode_image(im, item="query") for im in query_images)
         query = Side(self._query_text(request.query.text), images)
         # encode_image has resized (and so checked) them already.
         query_sources = tuple(self.model_image(im) for im in query_images) if keep_sources else ()
 
-        def encode(document: object, item: str, index: int) -> EncodedPair:
-            assert isinstance(document, RerankInput)
-            images = self._load(document, policy, item, index)
-            if max_images is not None and len(query_images) + len(images) > max_images:
-                raise InvalidInputError(
-                    item,
-                    f"the pair holds {len(query_images) + len(images)} images (query and document), "
-                    f"over max_images_per_pair={max_images}",
-                    index=index,
-                )
+        def encode(entry: object, item: str, index: int) -> EncodedPair:
+            assert isinstance(entry, tuple)
+            document, own = entry
+            images = tuple(decode_image(o, policy, item=item, index=index) for o in own)
             side = Side(document.text, tuple(self.encode_image(im, item=item, index=index) for im in images))
             pair = self.encode(instruction, query, side, item=item, index=index)
             if not keep_sources:
                 return pair
             return replace(pair, sources=query_sources + tuple(self.model_image(im) for im in images))
 
-        return map_documents(request.documents, encode, workers=workers)
+        return map_documents(list(zip(documents, opened, strict=True)), encode, workers=workers)
+
+    def decoding_policy(self, policy: ImagePolicy) -> ImagePolicy:
+        """Return ``policy`` with images shrunk as soon as they are decoded, unless it says otherwise.
+
+        An image over :data:`DECODE_PIXELS` (or four times ``max_pixels`` where that is more)
+        is shrunk to that size right after decoding: the processor's own resize then starts
+        from twice the width and height it keeps, and a large image never lives full-size.
+        """
+        if policy.downscale_pixels is not None:
+            return policy
+        return replace(policy, downscale_pixels=max(DECODE_PIXELS, 4 * self.max_pixels))
 
     def _query_text(self, text: str | None) -> str | None:
         """Cut a query longer than ``max_length`` tokens once per call (every pair would cut it anyway)."""
@@ -333,8 +393,8 @@ class PromptEncoder:
         return cut.rstrip("\ufffd")
 
     @staticmethod
-    def _load(value: RerankInput, policy: ImagePolicy, item: str, index: int | None) -> tuple[PILImage, ...]:
-        return tuple(load_image(image, policy, item=item, index=index) for image in value.images)
+    def _open(value: RerankInput, policy: ImagePolicy, item: str, index: int | None) -> tuple[OpenedImage, ...]:
+        return tuple(open_image(image, policy, item=item, index=index) for image in value.images)
 
     def token_ids(self, text: str) -> list[int]:
         """Tokenize exactly as the processor does."""

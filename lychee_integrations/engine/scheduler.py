@@ -58,8 +58,17 @@ class Runtime:
             recipe=model.recipe,
             min_pixels=model.min_pixels,
             max_pixels=model.max_pixels,
+            hash_images=bool(config.vision_cache_bytes or config.prefix_cache_bytes or config.score_cache_entries),
         )
         self.config = config
+        from lychee_integrations.engine.caches import BoundedCache
+
+        #: Scores of whole pairs across calls (``config.score_cache_entries``; off by default).
+        self.score_cache: BoundedCache[float] | None = (
+            BoundedCache("score", max_entries=config.score_cache_entries, ttl=config.score_cache_ttl)
+            if config.score_cache_entries
+            else None
+        )
         #: Makes image patches ahead of the batches that read them (see ImageFeatures.prefetch).
         self._patch_pool = (
             ThreadPoolExecutor(max_workers=config.preprocess_workers, thread_name_prefix="lychee-patch")
@@ -91,7 +100,42 @@ class Runtime:
             batch_size: Most pairs per forward pass (``None``: the config's ``batch_size``).
             show_progress: Show a tqdm bar over the pairs (``None``: the config's ``show_progress``).
 
+        With the score cache on (``score_cache_entries``), pairs whose score it holds are not
+        run, and the others' scores are stored in it.
+
         """
+        cache = self.score_cache
+        if cache is None:
+            return self._run(pairs, stages, batch_size, show_progress)
+        keys = [self._score_key(pair) for pair in pairs]
+        known = [cache.get(key) if key is not None else None for key in keys]
+        todo = [i for i, score in enumerate(known) if score is None]
+        if todo:
+            fresh = self._run([pairs[i] for i in todo], stages, batch_size, show_progress)
+            for i, score in zip(todo, fresh, strict=True):
+                known[i] = score
+                key = keys[i]
+                if key is not None:
+                    cache.put(key, score)
+        elif stages is not None:  # every score was cached: the model did not run
+            stages.update(dict.fromkeys(("waiting", "image_wait", "vision", "language_model", "run"), 0.0))
+        return [score for score in known if score is not None]
+
+    def _score_key(self, pair: EncodedPair) -> tuple[object, ...] | None:
+        """Return the score cache's key of a pair: the model, its settings, the pair's tokens and image contents."""
+        if any(f.key is None for f in pair.images):
+            return None
+        config = self.config
+        model = (config.model, config.revision, self.model.recipe.name, str(self.model.dtype), config.quantization)
+        return (model, pair.input_ids, tuple(f.key for f in pair.images))
+
+    def _run(
+        self,
+        pairs: list[EncodedPair],
+        stages: dict[str, float] | None,
+        batch_size: int | None,
+        show_progress: bool | None,
+    ) -> list[float]:
         job = _Job(pairs, batch_size, show_progress)
         queued = time.perf_counter()
         with self._queue_lock:
@@ -182,8 +226,10 @@ class Runtime:
             else:
                 groups, alone = [], list(range(len(everything)))
             if self._patch_pool is not None:
+                seen = model.vision_cache
                 for features in _images_in_run_order(everything, groups, alone, batch_size, model.max_batch_tokens):
-                    features.prefetch(self._patch_pool)
+                    if features.key is None or seen is None or not seen.peek(features.key):
+                        features.prefetch(self._patch_pool)
             alone = list(alone)
             for group in groups:
                 started = time.perf_counter()

@@ -19,8 +19,10 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -37,7 +39,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response  # noqa: 
 from fastapi.security import HTTPBearer  # noqa: E402
 from starlette.exceptions import HTTPException  # noqa: E402
 
-from lychee_integrations.errors import ConfigurationError, InvalidInputError  # noqa: E402
+from lychee_integrations.errors import ConfigurationError, InvalidInputError, LimitExceededError  # noqa: E402
 from lychee_integrations.instructions import list_templates  # noqa: E402
 from lychee_integrations.scoring import Scorer  # noqa: E402
 from lychee_integrations.service.auth import AuthPolicy, BearerAuthMiddleware  # noqa: E402
@@ -50,7 +52,7 @@ from lychee_integrations.service.handlers import (  # noqa: E402
     run_score,
 )
 from lychee_integrations.service.metrics import CONTENT_TYPE_LATEST, MetricsMiddleware, ServiceMetrics  # noqa: E402
-from lychee_integrations.service.middleware import BodySizeLimitMiddleware  # noqa: E402
+from lychee_integrations.service.middleware import AbandonedRequestMiddleware, BodySizeLimitMiddleware  # noqa: E402
 from lychee_integrations.service.openapi import refine_openapi  # noqa: E402
 from lychee_integrations.service.readiness import ModelState  # noqa: E402
 from lychee_integrations.service.request_id import (  # noqa: E402
@@ -88,7 +90,11 @@ _INTERNAL_ERROR = "internal error while scoring; the server log has the details"
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "A query or document cannot be scored (bad image, empty input...)."},
-    413: {"model": ErrorResponse, "description": "The body or the number of documents is over the limit."},
+    413: {
+        "model": ErrorResponse,
+        "description": "The body, the number of documents, or the images (per item, per request, "
+        "pixels per request) are over a limit; `detail` names the item, the limit and its value.",
+    },
     422: {"model": ErrorResponse, "description": "The body does not have the documented shape."},
 }
 _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
@@ -177,6 +183,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def on_too_many(request: Request, exc: Exception) -> JSONResponse:
         return _error(413, str(exc))
 
+    async def on_limit(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, LimitExceededError)
+        return _error(413, str(exc))
+
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
         return JSONResponse(status_code=exc.status_code, content={"detail": str(exc.detail)}, headers=exc.headers)
@@ -195,22 +205,45 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidInputError, on_invalid_input)
     app.add_exception_handler(ConfigurationError, on_configuration)
     app.add_exception_handler(TooManyDocumentsError, on_too_many)
+    app.add_exception_handler(LimitExceededError, on_limit)
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
 
 
 class _EngineRunner:
-    """Runs blocking engine calls in worker threads, at most ``limit`` at once."""
+    """Runs blocking engine calls in worker threads, at most ``limit`` at once.
+
+    A request cancelled while its call runs (uvicorn's graceful timeout passed) stops
+    waiting at once; the call is abandoned and counted in :attr:`running` until it ends, so
+    that ``lychee serve`` can exit without waiting for it.
+    """
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._limiter: anyio.CapacityLimiter | None = None
+        self._running = 0
+        self._lock = threading.Lock()
 
-    async def __call__(self, fn: Callable[..., _T], *args: Any) -> _T:
+    @property
+    def running(self) -> int:
+        """Engine calls running now, abandoned ones included."""
+        return self._running
+
+    def _counted(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        with self._lock:
+            self._running += 1
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            with self._lock:
+                self._running -= 1
+
+    async def __call__(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         if self._limiter is None:  # created lazily: it needs a running event loop
             self._limiter = anyio.CapacityLimiter(self._limit)
         try:
-            return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=self._limiter)
+            call = functools.partial(self._counted, fn, *args, **kwargs)
+            return await anyio.to_thread.run_sync(call, limiter=self._limiter, abandon_on_cancel=True)
         except (InvalidInputError, ConfigurationError, TooManyDocumentsError):
             raise
         except Exception as exc:
@@ -273,6 +306,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from lychee_integrations.service.connection import quiet_accept_errors
+
+        quiet_accept_errors(asyncio.get_running_loop())  # out of descriptors: one line, not a flood
         metrics.start()
         if load_model:
             state.start_loading()
@@ -288,6 +324,7 @@ def create_app(
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(BearerAuthMiddleware, policy=policy)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(AbandonedRequestMiddleware)
     app.add_middleware(RequestIdMiddleware)
     _install_error_handlers(app)
     add_docs_page(app, title=title)
@@ -304,6 +341,7 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.state.reranker = reranker
+    app.state.engine_runner = run
     app.state.settings = settings
     app.state.model_name = model_name
     app.state.model_state = state
@@ -321,6 +359,7 @@ def create_app(
         return {**(extra or {}), **keyed.get("responses", {})}
 
     dependencies = keyed.get("dependencies", [])
+    texts = {"max_text_chars": settings.max_text_chars}
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
@@ -334,6 +373,11 @@ def create_app(
             max_body_bytes=settings.max_body_bytes,
             max_image_bytes=settings.max_image_bytes,
             max_image_pixels=settings.max_image_pixels,
+            max_images_per_item=settings.max_images_per_item,
+            max_images_per_request=settings.max_images_per_request,
+            max_request_pixels=settings.max_request_pixels,
+            max_text_chars=settings.max_text_chars,
+            max_concurrency=settings.max_concurrency,
         )
         return HealthResponse(status="ok", model=model_name, limits=limits)
 
@@ -391,14 +435,14 @@ def create_app(
     )
     async def rerank(body: RerankRequest) -> RerankResponse | ScoreResponse:
         """Rank `documents` against `query` (best first), or score a single `document`."""
-        return await run(run_native, reranker, body, settings.max_documents, model_name)
+        return await run(run_native, reranker, body, settings.max_documents, model_name, **texts)
 
     async def compat(body: CompatRerankRequest) -> CompatRerankResponse:
         """Rerank in the Cohere/Jina/vLLM shape: results carry `index` and `relevance_score`.
 
         The response has `usage.total_tokens` (vLLM, Jina) and Cohere's `meta` block.
         """
-        return await run(run_compat, reranker, body, settings.max_documents, model_name)
+        return await run(run_compat, reranker, body, settings.max_documents, model_name, **texts)
 
     @app.post(
         "/v1/score",
@@ -413,7 +457,7 @@ def create_app(
 
         The scores are those of `/v1/rerank` for the same query and documents, in the pairs' order.
         """
-        return await run(run_score, reranker, body, settings.max_documents, model_name)
+        return await run(run_score, reranker, body, settings.max_documents, model_name, **texts)
 
     @app.get("/v1/models", response_model=ModelList, tags=["service"], dependencies=dependencies, responses=responses())
     async def models() -> ModelList:

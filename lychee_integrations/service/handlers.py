@@ -15,10 +15,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
-from lychee_integrations.errors import ConfigurationError, LycheeError
+from lychee_integrations.errors import ConfigurationError, LimitExceededError, LycheeError
 from lychee_integrations.inputs import InputLike, RerankInput
 from lychee_integrations.results import rank, score_band
-from lychee_integrations.scoring import Scored, Scorer, refuse_empty
+from lychee_integrations.scoring import Scored, Scorer, ScoreRequest, refuse_empty
 from lychee_integrations.service.schemas import (
     Band,
     CohereApiVersion,
@@ -41,7 +41,15 @@ from lychee_integrations.service.schemas import (
     Usage,
 )
 
-__all__ = ["TooManyDocumentsError", "check_truncation", "max_length_of", "run_compat", "run_native", "run_score"]
+__all__ = [
+    "TooManyDocumentsError",
+    "check_text_lengths",
+    "check_truncation",
+    "max_length_of",
+    "run_compat",
+    "run_native",
+    "run_score",
+]
 
 
 class TooManyDocumentsError(LycheeError):
@@ -51,13 +59,40 @@ class TooManyDocumentsError(LycheeError):
         super().__init__(f"documents: {count} documents sent, the limit is {limit} per request")
 
 
+def check_text_lengths(call: ScoreRequest, max_text_chars: int | None) -> None:
+    """Refuse a query, document or instruction whose text is longer than ``max_text_chars`` characters.
+
+    Checked on the validated call, before any image is read or any text tokenized.
+
+    Raises:
+        LimitExceededError: Naming the first item over the limit.
+
+    """
+    if max_text_chars is None:
+        return
+    texts: list[tuple[str, int | None, str | None]] = [("instruction", None, call.instruction)]
+    texts.append(("query", None, call.query.text))
+    texts.extend((f"document {i}", i, d.text) for i, d in enumerate(call.documents))
+    for item, index, text in texts:
+        if text is not None and len(text) > max_text_chars:
+            raise LimitExceededError(
+                item, f"text is {len(text)} characters", limit="max_text_chars", value=max_text_chars, index=index
+            )
+
+
 def _scored(
-    scorer: Scorer, query: InputLike, documents: Sequence[InputLike], max_documents: int, request: Any
+    scorer: Scorer,
+    query: InputLike,
+    documents: Sequence[InputLike],
+    max_documents: int,
+    request: Any,
+    max_text_chars: int | None,
 ) -> tuple[tuple[RerankInput, ...], Scored, str]:
     """Validate once, score, and name the instruction applied (the family default when none was given)."""
     if len(documents) > max_documents:
         raise TooManyDocumentsError(len(documents), max_documents)
     call = scorer.request(query, documents, task=request.task, instruction=request.instruction)
+    check_text_lengths(call, max_text_chars)
     refuse_empty(call.documents)
     scored = scorer.score_request(call)
     instruction = scored.instruction or call.instruction or scorer.default_instruction or ""
@@ -103,7 +138,12 @@ def _native_value(value: str | InputItem) -> InputLike:
 
 
 def run_native(
-    scorer: Scorer, request: RerankRequest, max_documents: int, model_name: str
+    scorer: Scorer,
+    request: RerankRequest,
+    max_documents: int,
+    model_name: str,
+    *,
+    max_text_chars: int | None = None,
 ) -> RerankResponse | ScoreResponse:
     """Answer ``POST /api/rerank``; responses name the model ``model_name``.
 
@@ -111,11 +151,13 @@ def run_native(
         InvalidInputError: A query or document cannot be scored (names the item).
         ConfigurationError: A bad ``task``/``instruction``.
         TooManyDocumentsError: More than ``max_documents`` documents.
+        LimitExceededError: A text over ``max_text_chars`` characters, or an image budget.
 
     """
     query = _native_value(request.query)
     if request.document is not None:
-        (document,), scored, instruction = _scored(scorer, query, [_native_value(request.document)], 1, request)
+        single = [_native_value(request.document)]
+        (document,), scored, instruction = _scored(scorer, query, single, 1, request, max_text_chars)
         score = scored.scores[0]
         return ScoreResponse(
             model=model_name,
@@ -125,7 +167,7 @@ def run_native(
             type=cast(Kind, document.kind),
         )
     raw = [_native_value(d) for d in request.documents or []]
-    documents, scored, instruction = _scored(scorer, query, raw, max_documents, request)
+    documents, scored, instruction = _scored(scorer, query, raw, max_documents, request, max_text_chars)
     ranked = rank(scored.scores, request.top_n or None)
     return RerankResponse(
         model=model_name,
@@ -165,7 +207,12 @@ def _echo(document: RerankInput) -> dict[str, Any]:
 
 
 def run_compat(
-    scorer: Scorer, request: CompatRerankRequest, max_documents: int, model_name: str
+    scorer: Scorer,
+    request: CompatRerankRequest,
+    max_documents: int,
+    model_name: str,
+    *,
+    max_text_chars: int | None = None,
 ) -> CompatRerankResponse:
     """Answer ``POST /v1/rerank`` (Cohere/Jina/vLLM shape), with ``usage`` and Cohere's ``meta``.
 
@@ -177,6 +224,7 @@ def run_compat(
         InvalidInputError: A query or document cannot be scored (names the item).
         ConfigurationError: A bad ``task``/``instruction``.
         TooManyDocumentsError: More than ``max_documents`` documents.
+        LimitExceededError: A text over ``max_text_chars`` characters, or an image budget.
 
     """
     check_truncation(scorer, request.truncate_prompt_tokens)
@@ -184,7 +232,7 @@ def run_compat(
         raw: list[InputLike] = [_from_parts(MultiModalContent(content=[part])) for part in request.documents.content]
     else:
         raw = [_compat_value(d) for d in request.documents]
-    documents, scored, _ = _scored(scorer, _compat_value(request.query), raw, max_documents, request)
+    documents, scored, _ = _scored(scorer, _compat_value(request.query), raw, max_documents, request, max_text_chars)
     ranked, tokens = rank(scored.scores, request.top_n or None), scored.tokens
     meta = CohereMeta(
         api_version=CohereApiVersion(version="1"),
@@ -228,7 +276,14 @@ def _query_key(query: InputLike) -> str:
     return json.dumps(query, sort_keys=True, default=repr)
 
 
-def run_score(scorer: Scorer, request: ScoreV1Request, max_documents: int, model_name: str) -> ScoreV1Response:
+def run_score(
+    scorer: Scorer,
+    request: ScoreV1Request,
+    max_documents: int,
+    model_name: str,
+    *,
+    max_text_chars: int | None = None,
+) -> ScoreV1Response:
     """Answer ``POST /v1/score`` (vLLM's shape): one score per ``(text_1, text_2)`` pair, in order.
 
     Pairs that share a query are scored in one call (the engine reuses their prefix), so the
@@ -251,7 +306,8 @@ def run_score(scorer: Scorer, request: ScoreV1Request, max_documents: int, model
     scores = [0.0] * len(pairs)
     tokens: int | None = 0
     for indices in groups.values():
-        _, scored, _ = _scored(scorer, pairs[indices[0]][0], [pairs[i][1] for i in indices], max_documents, request)
+        query, documents = pairs[indices[0]][0], [pairs[i][1] for i in indices]
+        _, scored, _ = _scored(scorer, query, documents, max_documents, request, max_text_chars)
         for i, value in zip(indices, scored.scores, strict=True):
             scores[i] = value
         tokens = None if tokens is None or scored.tokens is None else tokens + scored.tokens

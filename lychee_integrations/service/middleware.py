@@ -1,14 +1,70 @@
-"""ASGI middleware that refuses request bodies over a size limit with 413."""
+"""ASGI middleware: request bodies over a size limit refused with 413; abandoned requests answered with 503."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodySizeLimitMiddleware"]
+__all__ = ["ABANDONED", "AbandonedRequestMiddleware", "BodySizeLimitMiddleware"]
+
+logger = logging.getLogger(__name__)
+
+#: The ``detail`` of the 503 a request gets when a shutdown abandons it.
+ABANDONED = "the server is shutting down and abandoned this request (its graceful timeout passed); send it again"
+
+
+async def _send_json(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class AbandonedRequestMiddleware:
+    """Answer a request that is cancelled before its answer started with a JSON 503.
+
+    uvicorn cancels the requests still running when ``--graceful-timeout`` passes after
+    SIGTERM; without this their clients got a plain-text 500. The engine call a cancelled
+    request waited for is abandoned, not awaited (see ``_EngineRunner``).
+
+    Args:
+        app: The ASGI application.
+
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the wrapped app; on cancellation before the answer started, send the 503."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching_send)
+        except asyncio.CancelledError:
+            if started:
+                raise
+            logger.warning("abandoned %s %s at shutdown: answered 503", scope.get("method"), scope.get("path"))
+            await _send_json(send, 503, ABANDONED)
 
 
 class BodySizeLimitMiddleware:
@@ -32,15 +88,7 @@ class BodySizeLimitMiddleware:
         return f"request body is {size}, over the limit of {self.max_bytes} bytes"
 
     async def _refuse(self, send: Send, status: int, detail: str) -> None:
-        body = json.dumps({"detail": detail}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _send_json(send, status, detail)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the wrapped app with a counting ``receive``."""

@@ -401,6 +401,13 @@ class ServiceLimits(BaseModel):
     max_body_bytes: int = Field(description="Largest request body, in bytes.")
     max_image_bytes: int = Field(description="Largest encoded image, in bytes.")
     max_image_pixels: int = Field(description="Largest decoded image, width x height.")
+    max_images_per_item: int = Field(description="Most images one query or one document may carry.")
+    max_images_per_request: int = Field(description="Most images one request may carry, query and documents together.")
+    max_request_pixels: int = Field(
+        description="Most pixels (width x height) summed over every image of one request, checked before decoding."
+    )
+    max_text_chars: int = Field(description="Longest text of a query, document or instruction, in characters.")
+    max_concurrency: int = Field(description="Most engine calls at once; further requests wait.")
 
 
 class ReadyResponse(BaseModel):

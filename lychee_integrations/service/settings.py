@@ -25,6 +25,14 @@ class ServiceSettings:
         max_body_bytes: Largest request body, in bytes (answered with 413 above it).
         max_image_bytes: Largest encoded image, from any source.
         max_image_pixels: Largest decoded image (width x height); stops decompression bombs.
+        max_images_per_item: Most images one query or one document may carry.
+        max_images_per_request: Most images one request may carry, query and documents together.
+        max_request_pixels: Most pixels (width x height, read from each image's header) summed
+            over every image of one request; a request over it is refused before any image is
+            decoded. Image URLs count once fetched.
+        max_text_chars: Longest text of a query, document or instruction, in characters
+            (more: 413, before anything is tokenized). The model reads at most ``max_length``
+            tokens of a pair anyway; a longer query is cut once per call.
         allow_remote_images: Fetch ``http(s)`` image URLs (never from loopback or private
             addresses).
         image_root: A directory the service may read images from; paths outside it are
@@ -48,6 +56,10 @@ class ServiceSettings:
     max_body_bytes: int = 16 * _MIB
     max_image_bytes: int = 8 * _MIB
     max_image_pixels: int = 20_000_000
+    max_images_per_item: int = 8
+    max_images_per_request: int = 128
+    max_request_pixels: int = 100_000_000
+    max_text_chars: int = 500_000
     allow_remote_images: bool = False
     image_root: Path | None = None
     image_timeout: float = 10.0
@@ -56,7 +68,17 @@ class ServiceSettings:
     served_model_name: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_documents", "max_body_bytes", "max_image_bytes", "max_image_pixels", "max_concurrency"):
+        for name in (
+            "max_documents",
+            "max_body_bytes",
+            "max_image_bytes",
+            "max_image_pixels",
+            "max_images_per_item",
+            "max_images_per_request",
+            "max_request_pixels",
+            "max_text_chars",
+            "max_concurrency",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"ServiceSettings.{name} must be a positive integer, got {value!r}")
@@ -88,6 +110,9 @@ class ServiceSettings:
             timeout=self.image_timeout,
             max_bytes=self.max_image_bytes,
             max_image_pixels=self.max_image_pixels,
+            max_images_per_item=self.max_images_per_item,
+            max_images_per_request=self.max_images_per_request,
+            max_request_pixels=self.max_request_pixels,
         )
 
 

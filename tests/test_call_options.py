@@ -117,3 +117,36 @@ def test_show_progress_draws_a_bar_over_the_calls_pairs(
     tiny_reranker.rank("cat", documents, show_progress_bar=True)
     assert "3/3" in capfd.readouterr().err
     assert tiny_reranker.config.show_progress is False
+
+
+# ---------------------------------------------------------------- the remote client accepts them
+
+
+def test_the_remote_client_accepts_them_and_sends_one_request(
+    tiny_checkpoint: Path, tiny_reranker: LycheeReranker
+) -> None:
+    """The server batches for all its clients: a call's batch_size splits nothing and changes no score."""
+    from remote_helpers import lychee_serve
+
+    from lychee_integrations import RemoteReranker
+
+    documents = ["a cat", "a dog", "a red shoe", "a cat on a mat"]
+    posts: list[str] = []
+
+    def record(request: object) -> None:
+        if getattr(request, "method", "") == "POST":
+            posts.append(str(getattr(request, "url", "")))
+
+    with (
+        lychee_serve(tiny_checkpoint) as base,
+        RemoteReranker(base, timeout=60, event_hooks={"request": [record]}) as client,
+    ):
+        plain = client.score("cat", documents)
+        posts.clear()
+        small = client.score("cat", documents, batch_size=1, show_progress=True)
+        ranked = client.rank("cat", documents, batch_size=2, show_progress_bar=True)
+    assert len(posts) == 2  # one request per call, whatever the batch size
+    assert small == pytest.approx(plain, abs=1e-6) and plain == pytest.approx(
+        tiny_reranker.score("cat", documents), abs=1e-4
+    )
+    assert [row["corpus_id"] for row in ranked] == [r.index for r in tiny_reranker.rerank("cat", documents)]

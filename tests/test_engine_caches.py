@@ -295,6 +295,18 @@ PREFIX_CALLS: list[tuple[Any, list[Any]]] = [
 ]
 
 
+def test_reusable_length_stops_at_images_that_differ_or_are_not_whole() -> None:
+    from lychee_integrations.engine.prefix import reusable_length
+
+    ids = [1, 2, 9, 9, 9, 3, 4]
+    assert reusable_length(ids, [b"a"], [1, 2, 9, 9, 9, 3, 5], [b"a"], 9) == 6  # ids part after the image
+    assert reusable_length(ids, [b"a"], [1, 2, 9, 9, 9, 3, 5], [b"b"], 9) == 2  # another picture
+    assert reusable_length(ids, [b"a"], [1, 2, 9, 9], [b"a"], 9) == 2  # the cached image is cut
+    assert reusable_length(ids, [None], ids, [None], 9) == 2  # no content key: never past the image
+    assert reusable_length(ids, [b"a"], ids, [b"a"], 9) == len(ids)
+    assert reusable_length(ids, [b"a"], [7, 2], [], 9) == 0
+
+
 class FirstLayerTokens:
     """Records the (rows, length) of each input to the language model's first decoder layer."""
 

@@ -22,14 +22,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
-from typing_extensions import Self
+from typing_extensions import Self, TypedDict, Unpack
 
 from lychee_integrations.errors import ConfigurationError, InvalidInputError
 from lychee_integrations.inputs import InputLike, RerankInput, map_documents, to_query_input, to_rerank_input
 from lychee_integrations.instructions import InstructionRegistry, default_registry
 from lychee_integrations.results import RerankResult, rank
 
-__all__ = ["ScoreRequest", "Scored", "Scorer", "refuse_empty"]
+__all__ = ["CallOptions", "ScoreRequest", "Scored", "Scorer", "refuse_empty"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,18 @@ class Scored(NamedTuple):
     scores: list[float]
     tokens: int | None
     instruction: str | None
+
+
+class CallOptions(TypedDict, total=False):
+    """The keyword options every scoring call takes (:meth:`Scorer.score` describes each)."""
+
+    instruction: str | None
+    task: str | None
+    batch_size: int | None
+    show_progress: bool | None
+
+
+_OPTION_NAMES = sorted(CallOptions.__optional_keys__)
 
 
 def _document(value: object, item: str, index: int) -> RerankInput:
@@ -151,11 +163,7 @@ class Scorer(ABC):
         self,
         query: InputLike,
         documents: Sequence[InputLike],
-        *,
-        instruction: str | None = None,
-        task: str | None = None,
-        batch_size: int | None = None,
-        show_progress: bool | None = None,
+        **options: Unpack[CallOptions],
     ) -> ScoreRequest:
         """Validate and coerce a call's arguments into the :class:`ScoreRequest` a backend scores.
 
@@ -171,7 +179,12 @@ class Scorer(ABC):
             raise ConfigurationError(
                 f"documents must be a list of texts, images, dicts or RerankInput, not {type(documents).__name__}"
             )
-        size, progress = _checked_batch_size(batch_size), _checked_progress(show_progress)
+        unknown = sorted(set(options) - CallOptions.__optional_keys__)
+        if unknown:
+            raise TypeError(f"unexpected keyword argument {unknown[0]!r} (options: {', '.join(_OPTION_NAMES)})")
+        task, instruction = options.get("task"), options.get("instruction")
+        size = _checked_batch_size(options.get("batch_size"))
+        progress = _checked_progress(options.get("show_progress"))
         text = None if task is None and instruction is None else self.registry.resolve(task, instruction)
         convert = _document if self.scores_empty_documents else _non_empty
         return ScoreRequest(to_query_input(query), tuple(map_documents(documents, convert)), text, size, progress)
@@ -182,11 +195,7 @@ class Scorer(ABC):
         self,
         query: InputLike,
         documents: Sequence[InputLike],
-        *,
-        instruction: str | None = None,
-        task: str | None = None,
-        batch_size: int | None = None,
-        show_progress: bool | None = None,
+        **options: Unpack[CallOptions],
     ) -> Scored:
         """Like :meth:`score`, with the prompt tokens read and the instruction applied.
 
@@ -199,20 +208,13 @@ class Scorer(ABC):
             [1.0]
 
         """
-        request = self.request(
-            query, documents, instruction=instruction, task=task, batch_size=batch_size, show_progress=show_progress
-        )
-        return self.score_request(request)
+        return self.score_request(self.request(query, documents, **options))
 
     def score(
         self,
         query: InputLike,
         documents: Sequence[InputLike],
-        *,
-        instruction: str | None = None,
-        task: str | None = None,
-        batch_size: int | None = None,
-        show_progress: bool | None = None,
+        **options: Unpack[CallOptions],
     ) -> list[float]:
         """Score every document against the query.
 
@@ -244,20 +246,15 @@ class Scorer(ABC):
             [1.0, 0.0]
 
         """
-        return self.score_with_usage(
-            query, documents, instruction=instruction, task=task, batch_size=batch_size, show_progress=show_progress
-        ).scores
+        return self.score_with_usage(query, documents, **options).scores
 
     def rerank(
         self,
         query: InputLike,
         documents: Sequence[InputLike],
         *,
-        instruction: str | None = None,
-        task: str | None = None,
         top_n: int | None = None,
-        batch_size: int | None = None,
-        show_progress: bool | None = None,
+        **options: Unpack[CallOptions],
     ) -> list[RerankResult]:
         """Score the documents and return them best first.
 
@@ -285,36 +282,23 @@ class Scorer(ABC):
 
         """
         rank([], top_n)
-        scores = self.score(
-            query, documents, instruction=instruction, task=task, batch_size=batch_size, show_progress=show_progress
-        )
+        scores = self.score(query, documents, **options)
         return rank(scores, top_n)
 
     async def ascore_with_usage(
         self,
         query: InputLike,
         documents: Sequence[InputLike],
-        *,
-        instruction: str | None = None,
-        task: str | None = None,
-        batch_size: int | None = None,
-        show_progress: bool | None = None,
+        **options: Unpack[CallOptions],
     ) -> Scored:
         """Like :meth:`score_with_usage`, without blocking the event loop."""
-        request = self.request(
-            query, documents, instruction=instruction, task=task, batch_size=batch_size, show_progress=show_progress
-        )
-        return await self.ascore_request(request)
+        return await self.ascore_request(self.request(query, documents, **options))
 
     async def ascore(
         self,
         query: InputLike,
         documents: Sequence[InputLike],
-        *,
-        instruction: str | None = None,
-        task: str | None = None,
-        batch_size: int | None = None,
-        show_progress: bool | None = None,
+        **options: Unpack[CallOptions],
     ) -> list[float]:
         """Like :meth:`score`, without blocking the event loop.
 
@@ -325,27 +309,19 @@ class Scorer(ABC):
             [1.0]
 
         """
-        scored = await self.ascore_with_usage(
-            query, documents, instruction=instruction, task=task, batch_size=batch_size, show_progress=show_progress
-        )
-        return scored.scores
+        return (await self.ascore_with_usage(query, documents, **options)).scores
 
     async def arerank(
         self,
         query: InputLike,
         documents: Sequence[InputLike],
         *,
-        instruction: str | None = None,
-        task: str | None = None,
         top_n: int | None = None,
-        batch_size: int | None = None,
-        show_progress: bool | None = None,
+        **options: Unpack[CallOptions],
     ) -> list[RerankResult]:
         """Like :meth:`rerank`, without blocking the event loop."""
         rank([], top_n)
-        scores = await self.ascore(
-            query, documents, instruction=instruction, task=task, batch_size=batch_size, show_progress=show_progress
-        )
+        scores = await self.ascore(query, documents, **options)
         return rank(scores, top_n)
 
     def predict(

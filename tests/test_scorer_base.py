@@ -156,3 +156,12 @@ def test_rank_has_sentence_transformers_shape() -> None:
     assert scorer.rank("q", ["a", "b", "c"], top_k=1, return_documents=True) == [
         {"corpus_id": 1, "score": 0.9, "text": "b"}
     ]
+
+
+def test_a_misspelt_option_is_refused_not_ignored() -> None:
+    scorer = FakeScorer()
+    for call in (scorer.score, scorer.rerank, scorer.score_with_usage, scorer.request):
+        with pytest.raises(TypeError, match="'instrucion'"):
+            call("red car", ["a red car"], instrucion="x")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="'top_k'"):
+        asyncio.run(scorer.arerank("red car", ["a red car"], top_k=1))  # type: ignore[call-arg]

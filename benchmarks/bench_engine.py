@@ -2,11 +2,12 @@
 
 Both run in the same process on the same checkpoint, 1 query x N text documents of
 mixed lengths; the script prints each one's throughput, the speed-up ratio and the
-largest score difference. On a CPU it uses a tiny checkpoint with the real vocabulary
-(152064), so the LM head weighs as it does in the real model; on a GPU
-``--preset 7b`` builds the real Qwen2.5-VL-7B shapes with random weights (no download).
+largest score difference. The checkpoint has the real Qwen tokenizer and embedding width (152064),
+so prompts are as long and the LM head weighs as in the real model. On a CPU it is the ``small``
+preset (8 layers of 512, compute-bound like the real model; ``--preset tiny`` for a quick dry run);
+on a GPU ``--preset 7b`` builds the real Qwen2.5-VL-7B shapes with random weights (no download).
 
-    python benchmarks/bench_engine.py                 # CPU, tiny preset
+    python benchmarks/bench_engine.py                 # CPU, small preset
     python benchmarks/bench_engine.py --preset 7b     # GPU, real architecture
     python benchmarks/bench_engine.py --modality image  # image query against 50 image documents
 """
@@ -82,7 +83,7 @@ def measure_reference(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=50)
-    parser.add_argument("--preset", choices=["tiny", "7b"], default="tiny")
+    parser.add_argument("--preset", choices=["tiny", "small", "7b"], default="small")
     parser.add_argument("--checkpoint", help="use this checkpoint instead of building one")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
@@ -100,7 +101,6 @@ def main() -> None:
             start = time.perf_counter()
             path = build_tiny_checkpoint(
                 Path(tmp) / "ckpt",
-                vocab_size=REAL_VOCAB_SIZE,
                 preset=SEVEN_B if args.preset == "7b" else args.preset,
                 dtype=dtype_name,
                 real_tokenizer=True,

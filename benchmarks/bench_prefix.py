@@ -3,7 +3,10 @@
 Workloads (``benchmarks/workloads.py``): a 448-px image query x 24 short text documents,
 and a text query under a ~120-token knowledge-base instruction x 50 documents of ~100
 words. All three scorers run in the same process on the same checkpoint (8 layers of 512);
-the script prints docs/s, the on/off ratio and the largest score difference.
+the script prints docs/s, the on/off ratio and the largest score difference. The checkpoint
+carries the real Qwen vocabulary (152,064 tokens) and tokenizer. Every call repeats the same
+inputs, so the engine's cross-call caches (vision features, prefix keys and values) are off
+here: this measures reuse within a call; ``bench_vllm.py``'s service workload measures the caches.
 
     python benchmarks/bench_prefix.py
     python benchmarks/bench_prefix.py --workload image --skip-reference
@@ -55,8 +58,9 @@ def main() -> None:
     names = list(WORKLOADS) if args.workload == "all" else [args.workload]
     with tempfile.TemporaryDirectory() as tmp:
         path = build_tiny_checkpoint(Path(tmp) / "small", preset="small", real_tokenizer=True)
-        on = LycheeReranker(model=str(path), device="cpu", dtype="float32").load()
-        off = LycheeReranker(model=str(path), device="cpu", dtype="float32", prefix_reuse=False).load()
+        within_call = {"vision_cache_bytes": 0, "prefix_cache_bytes": 0}
+        on = LycheeReranker(model=str(path), device="cpu", dtype="float32", **within_call).load()
+        off = LycheeReranker(model=str(path), device="cpu", dtype="float32", prefix_reuse=False, **within_call).load()
         reference = None if args.skip_reference else RecipeReference(path)
         print(f"small preset (8 layers of 512), fp32, CPU, {torch.get_num_threads()} torch threads")
         for name in names:

@@ -10,6 +10,9 @@ images. Measured in the same run, on the same loaded engine:
 * the whole call: :meth:`LycheeReranker.score`, with ``preprocess_workers`` as configured
   (default: sized to the machine) and with one worker.
 
+The five are called in turn, round after round (``timing.best_interleaved``, best of ``--repeat``),
+so that a shared machine's slow spells hit all of them.
+
 It prints wall / model-only (goal: at most 1.1x) and wall / (preprocessing + model): below
 1 means preprocessing overlapped the model.
 
@@ -24,13 +27,14 @@ import dataclasses
 import logging
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from timing import best_of
+from timing import best_interleaved
 from workloads import image_documents_workload
 
 from lychee_integrations.engine import LycheeReranker
@@ -72,7 +76,19 @@ def main() -> None:
         )
         pairs = engine.encode(query, documents, instruction=instruction)
         engine.score_encoded(pairs)  # warm-up; makes the patches
-        t_model = best_of(lambda: engine.score_encoded(pairs), args.repeat)
+        pooled, serial = engine.config, dataclasses.replace(engine.config, preprocess_workers=1)
+
+        def in_mode(one_worker: bool, fn: Callable[[], None]) -> Callable[[], None]:
+            """``fn`` with the engine's pools, or with everything in the calling thread (no pools)."""
+
+            def run() -> None:
+                engine.config, runtime._patch_pool = (serial, None) if one_worker else (pooled, pool)
+                fn()
+
+            return run
+
+        def model_only() -> None:
+            engine.score_encoded(pairs)
 
         def preprocess() -> None:
             """Encode, then make every image's patches (in the engine's pool, when it has one)."""
@@ -87,12 +103,18 @@ def main() -> None:
         def whole_call() -> None:
             engine.score(query, documents, instruction=instruction)
 
-        t_pre, t_wall = best_of(preprocess, args.repeat), best_of(whole_call, args.repeat)
-        # The same engine with everything in the calling thread: no encode pool, no patch pool.
-        engine.config = dataclasses.replace(engine.config, preprocess_workers=1)
-        runtime._patch_pool = None
-        t_pre_serial, t_wall_serial = best_of(preprocess, args.repeat), best_of(whole_call, args.repeat)
-        runtime._patch_pool = pool
+        # All five in turn, round after round, so that the machine's slow spells hit every one.
+        t_model, t_pre, t_wall, t_pre_serial, t_wall_serial = best_interleaved(
+            [
+                in_mode(False, model_only),
+                in_mode(False, preprocess),
+                in_mode(False, whole_call),
+                in_mode(True, preprocess),
+                in_mode(True, whole_call),
+            ],
+            args.repeat,
+        )
+        engine.config, runtime._patch_pool = pooled, pool
         n = args.docs
         logger.info("preprocessing alone: %.3fs (%d workers), %.3fs (1 worker)", t_pre, workers, t_pre_serial)
         logger.info("model alone:         %.3fs (%.2f docs/s)", t_model, n / t_model)

@@ -1,6 +1,6 @@
 """RemoteReranker through ``lychee serve`` against the in-process engine, same machine, same run.
 
-Builds the compute-bound ``small`` checkpoint (8 layers of 512), starts ``lychee serve`` on it
+Builds the compute-bound ``small`` checkpoint (8 layers of 512, the real Qwen tokenizer), starts ``lychee serve`` on it
 (loopback, CPU unless --device says otherwise), and measures, one after the other so that the
 two never compete for the machine, with the calls compared taking turns (best of ``--repeat``
 rounds, ``timing.best_interleaved``) so that the machine's slow spells hit both:
@@ -113,7 +113,7 @@ def main() -> None:
 
             one_s, many_s = best_interleaved([one_call, concurrent_clients], args.repeat)
 
-    print(f"checkpoint {'given' if args.checkpoint else 'small preset (8 layers of 512)'}, {args.device}, {args.dtype}")
+    print(f"checkpoint {'given' if args.checkpoint else 'small preset, real tokenizer'}, {args.device}, {args.dtype}")
     print(
         f"{args.clients} concurrent clients x {args.docs_per_client} documents: {n / many_s:8.1f} docs/s | "
         f"one call of {n}: {n / one_s:8.1f} docs/s | ratio concurrent/one call {one_s / many_s:.2f}x"

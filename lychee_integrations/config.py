@@ -22,6 +22,10 @@ DEFAULT_MODEL = "vec-ai/lychee-rerank-mm"
 CPU_BATCH_TOKENS = 2048
 #: Default token budget of one forward pass on a GPU (or MPS), where large passes pay.
 ACCELERATOR_BATCH_TOKENS = 32768
+#: Default bound of the cross-call vision-feature cache (``vision_cache_bytes``).
+DEFAULT_VISION_CACHE_BYTES = 256 * 2**20
+#: Default bound of the cross-call prompt-prefix key/value cache (``prefix_cache_bytes``).
+DEFAULT_PREFIX_CACHE_BYTES = 256 * 2**20
 
 
 def default_model() -> str:
@@ -80,6 +84,16 @@ class RerankerConfig:
             at least 2 pairs. Exact; turn off only to compare.
         preprocess_workers: Threads that load images and tokenize documents (default: the
             machine's cores, at most 4; 1 preprocesses in the calling thread).
+        vision_cache_bytes: Bytes of vision-tower outputs kept across calls, keyed by image
+            content and image settings, so an image seen again skips its patches and the vision
+            tower (exact); 0 turns the cache off.
+        prefix_cache_bytes: Bytes of prompt-prefix keys and values kept across calls, keyed by
+            token ids (and image content), so a later call with the same system prompt and
+            instruction (or query) runs only what follows (exact); 0 turns the cache off.
+        score_cache_entries: Scores of whole pairs kept across calls, keyed by the model and the
+            pair's tokens and image content (recipe, instruction, query, document); 0 (the
+            default) turns the cache off.
+        score_cache_ttl: Seconds a cached score stays valid; ``None``: until evicted.
 
     """
 
@@ -102,6 +116,10 @@ class RerankerConfig:
     image_policy: ImagePolicy = field(default_factory=ImagePolicy)
     prefix_reuse: bool = True
     preprocess_workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
+    vision_cache_bytes: int = DEFAULT_VISION_CACHE_BYTES
+    prefix_cache_bytes: int = DEFAULT_PREFIX_CACHE_BYTES
+    score_cache_entries: int = 0
+    score_cache_ttl: float | None = 3600.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -127,6 +145,13 @@ class RerankerConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("vision_cache_bytes", "prefix_cache_bytes", "score_cache_entries"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigurationError(f"{name} must be a non-negative integer (0: off), got {value!r}")
+        ttl = self.score_cache_ttl
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0):
+            raise ConfigurationError(f"score_cache_ttl must be a positive number of seconds or None, got {ttl!r}")
         if self.max_length is not None and self.max_length < 64:
             raise ConfigurationError(f"max_length={self.max_length} is too small for the prompt; use at least 64")
         if self.min_pixels is not None and self.max_pixels is not None and self.min_pixels > self.max_pixels:

@@ -191,6 +191,11 @@ class RemoteReranker(Scorer):
     further) are split into several requests, sent concurrently, and merged in input order;
     ``top_n`` applies after merging.
 
+    A call's ``batch_size`` and ``show_progress`` are accepted, so code written for the engine
+    runs unchanged, and have no effect: the server batches the pairs of all its clients itself
+    (its ``--batch-size``), and a call is one request (or a few, by the caps above), not a loop
+    that a bar could follow.
+
     Args:
         base_url: The server's root URL (``http://host:8000``), or a list of replicas'
             URLs: calls go to them in turn, and a replica that refuses connections or

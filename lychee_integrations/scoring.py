@@ -42,12 +42,17 @@ class ScoreRequest:
         query: The query (never empty).
         documents: The documents (at least one, none empty), in the caller's order.
         instruction: The instruction text, or ``None`` for the backend's family default.
+        batch_size: Most pairs per forward pass for this call, or ``None`` for the backend's setting.
+            The engine honours it; vLLM and a remote server schedule their own batches.
+        show_progress: Show a progress bar over this call's pairs (``None``: the backend's setting).
 
     """
 
     query: RerankInput
     documents: tuple[RerankInput, ...]
     instruction: str | None
+    batch_size: int | None = None
+    show_progress: bool | None = None
 
 
 class Scored(NamedTuple):
@@ -76,6 +81,20 @@ def _non_empty(value: object, item: str, index: int) -> RerankInput:
     if document.kind == "empty":
         raise InvalidInputError(item, "is empty: give text, an image, or both", index=index)
     return document
+
+
+def _checked_batch_size(batch_size: object) -> int | None:
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigurationError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    return batch_size
+
+
+def _checked_progress(show_progress: object) -> bool | None:
+    if show_progress is not None and not isinstance(show_progress, bool):
+        raise ConfigurationError(f"show_progress must be True, False or None, got {show_progress!r}")
+    return show_progress
 
 
 def refuse_empty(documents: Sequence[RerankInput]) -> None:
@@ -135,6 +154,8 @@ class Scorer(ABC):
         *,
         instruction: str | None = None,
         task: str | None = None,
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
     ) -> ScoreRequest:
         """Validate and coerce a call's arguments into the :class:`ScoreRequest` a backend scores.
 
@@ -150,9 +171,10 @@ class Scorer(ABC):
             raise ConfigurationError(
                 f"documents must be a list of texts, images, dicts or RerankInput, not {type(documents).__name__}"
             )
+        size, progress = _checked_batch_size(batch_size), _checked_progress(show_progress)
         text = None if task is None and instruction is None else self.registry.resolve(task, instruction)
         convert = _document if self.scores_empty_documents else _non_empty
-        return ScoreRequest(to_query_input(query), tuple(map_documents(documents, convert)), text)
+        return ScoreRequest(to_query_input(query), tuple(map_documents(documents, convert)), text, size, progress)
 
     # ------------------------------------------------------------------ public calls
 
@@ -163,6 +185,8 @@ class Scorer(ABC):
         *,
         instruction: str | None = None,
         task: str | None = None,
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
     ) -> Scored:
         """Like :meth:`score`, with the prompt tokens read and the instruction applied.
 
@@ -175,7 +199,10 @@ class Scorer(ABC):
             [1.0]
 
         """
-        return self.score_request(self.request(query, documents, instruction=instruction, task=task))
+        request = self.request(
+            query, documents, instruction=instruction, task=task, batch_size=batch_size, show_progress=show_progress
+        )
+        return self.score_request(request)
 
     def score(
         self,
@@ -184,6 +211,8 @@ class Scorer(ABC):
         *,
         instruction: str | None = None,
         task: str | None = None,
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
     ) -> list[float]:
         """Score every document against the query.
 
@@ -192,6 +221,10 @@ class Scorer(ABC):
             documents: The candidates, each in any of the same forms.
             instruction: Free instruction text (default: the model family's).
             task: A template name from :attr:`registry` instead of ``instruction``.
+            batch_size: Most pairs per forward pass for this call (default: the backend's setting, such
+                as the engine's ``batch_size``); the scores do not depend on it. vLLM and a remote server
+                schedule their own batches and accept it without effect.
+            show_progress: Show a progress bar over this call's pairs (default: the backend's setting).
 
         Returns:
             One score in [0, 1] per document, in input order. ``[]`` for no documents.
@@ -211,7 +244,9 @@ class Scorer(ABC):
             [1.0, 0.0]
 
         """
-        return self.score_with_usage(query, documents, instruction=instruction, task=task).scores
+        return self.score_with_usage(
+            query, documents, instruction=instruction, task=task, batch_size=batch_size, show_progress=show_progress
+        ).scores
 
     def rerank(
         self,
@@ -221,6 +256,8 @@ class Scorer(ABC):
         instruction: str | None = None,
         task: str | None = None,
         top_n: int | None = None,
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
     ) -> list[RerankResult]:
         """Score the documents and return them best first.
 
@@ -230,6 +267,8 @@ class Scorer(ABC):
             instruction: See :meth:`score`.
             task: See :meth:`score`.
             top_n: Keep only the best ``top_n`` (``None`` keeps all).
+            batch_size: See :meth:`score`.
+            show_progress: See :meth:`score`.
 
         Returns:
             :class:`~lychee_integrations.results.RerankResult` (original index and score)
@@ -246,7 +285,10 @@ class Scorer(ABC):
 
         """
         rank([], top_n)
-        return rank(self.score(query, documents, instruction=instruction, task=task), top_n)
+        scores = self.score(
+            query, documents, instruction=instruction, task=task, batch_size=batch_size, show_progress=show_progress
+        )
+        return rank(scores, top_n)
 
     async def ascore_with_usage(
         self,
@@ -255,9 +297,14 @@ class Scorer(ABC):
         *,
         instruction: str | None = None,
         task: str | None = None,
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
     ) -> Scored:
         """Like :meth:`score_with_usage`, without blocking the event loop."""
-        return await self.ascore_request(self.request(query, documents, instruction=instruction, task=task))
+        request = self.request(
+            query, documents, instruction=instruction, task=task, batch_size=batch_size, show_progress=show_progress
+        )
+        return await self.ascore_request(request)
 
     async def ascore(
         self,
@@ -266,6 +313,8 @@ class Scorer(ABC):
         *,
         instruction: str | None = None,
         task: str | None = None,
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
     ) -> list[float]:
         """Like :meth:`score`, without blocking the event loop.
 
@@ -276,7 +325,10 @@ class Scorer(ABC):
             [1.0]
 
         """
-        return (await self.ascore_with_usage(query, documents, instruction=instruction, task=task)).scores
+        scored = await self.ascore_with_usage(
+            query, documents, instruction=instruction, task=task, batch_size=batch_size, show_progress=show_progress
+        )
+        return scored.scores
 
     async def arerank(
         self,
@@ -286,10 +338,15 @@ class Scorer(ABC):
         instruction: str | None = None,
         task: str | None = None,
         top_n: int | None = None,
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
     ) -> list[RerankResult]:
         """Like :meth:`rerank`, without blocking the event loop."""
         rank([], top_n)
-        return rank(await self.ascore(query, documents, instruction=instruction, task=task), top_n)
+        scores = await self.ascore(
+            query, documents, instruction=instruction, task=task, batch_size=batch_size, show_progress=show_progress
+        )
+        return rank(scores, top_n)
 
     def predict(
         self,
@@ -297,11 +354,15 @@ class Scorer(ABC):
         *,
         instruction: str | None = None,
         task: str | None = None,
+        batch_size: int | None = None,
+        show_progress_bar: bool | None = None,
     ) -> list[float]:
         """Score ``(query, document)`` pairs of several queries in one call (``CrossEncoder.predict``'s shape).
 
         Pairs that share a query (by equality, for hashable queries such as text) are scored in one
         call, so the engine reuses their prefix. Scores come back in the pairs' order, as a list.
+        ``batch_size`` and ``show_progress_bar`` are those of :meth:`score` (``show_progress``),
+        under sentence-transformers' names; the bar counts the pairs of each query's call.
 
         Raises:
             ConfigurationError: ``pairs`` is not a list of 2-item pairs; see :meth:`score` for the rest.
@@ -315,6 +376,8 @@ class Scorer(ABC):
         """
         if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence):
             raise ConfigurationError(f"pairs must be a list of (query, document) pairs, not {type(pairs).__name__}")
+        _checked_batch_size(batch_size)
+        _checked_progress(show_progress_bar)
         groups: dict[object, list[int]] = {}
         for i, pair in enumerate(pairs):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
@@ -327,7 +390,14 @@ class Scorer(ABC):
         scores = [0.0] * len(pairs)
         for indices in groups.values():
             query = pairs[indices[0]][0]
-            got = self.score(query, [pairs[i][1] for i in indices], instruction=instruction, task=task)
+            got = self.score(
+                query,
+                [pairs[i][1] for i in indices],
+                instruction=instruction,
+                task=task,
+                batch_size=batch_size,
+                show_progress=show_progress_bar,
+            )
             for i, value in zip(indices, got, strict=True):
                 scores[i] = value
         return scores
@@ -341,8 +411,12 @@ class Scorer(ABC):
         return_documents: bool = False,
         instruction: str | None = None,
         task: str | None = None,
+        batch_size: int | None = None,
+        show_progress_bar: bool | None = None,
     ) -> list[dict[str, Any]]:
         """Rank documents in sentence-transformers' ``CrossEncoder.rank`` shape.
+
+        ``batch_size`` and ``show_progress_bar`` are those of :meth:`score` (``show_progress``).
 
         Returns:
             ``{"corpus_id": index, "score": score}`` per document, best first, at most ``top_k``
@@ -354,7 +428,15 @@ class Scorer(ABC):
             [{'corpus_id': 1, 'score': 1.0, 'text': 'a red car'}]
 
         """
-        ranked = self.rerank(query, documents, instruction=instruction, task=task, top_n=top_k)
+        ranked = self.rerank(
+            query,
+            documents,
+            instruction=instruction,
+            task=task,
+            top_n=top_k,
+            batch_size=batch_size,
+            show_progress=show_progress_bar,
+        )
         rows: list[dict[str, Any]] = [{"corpus_id": r.index, "score": r.score} for r in ranked]
         if return_documents:
             for row in rows:

@@ -436,7 +436,9 @@ class VLLMReranker(Scorer):
             prompts.append(prompt)
         llm = self._get_llm()
         with self._run_lock:
-            outputs = llm.classify(prompts, use_tqdm=self.config.show_progress)
+            # vLLM schedules its own batches (max_num_seqs, max_num_batched_tokens): a call's batch_size has no effect.
+            progress = self.config.show_progress if request.show_progress is None else request.show_progress
+            outputs = llm.classify(prompts, use_tqdm=progress)
         if len(outputs) != len(pairs):
             raise RuntimeError(f"vLLM returned {len(outputs)} results for {len(pairs)} pairs")
         scores: list[float] = []

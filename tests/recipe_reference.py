@@ -58,6 +58,55 @@ class RecipeReference:
             {"role": "user", "content": content},
         ]
 
+    def inputs(
+        self,
+        instruction: str,
+        q_text: str | None,
+        q_images: list[Any],
+        d_text: str | None,
+        d_images: list[Any],
+    ) -> Any:
+        """Return the processor's inputs of a pair's prompt."""
+        messages = self.messages(instruction, q_text, q_images, d_text, d_images)
+        text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        images = q_images + d_images
+        return self.processor(text=[text], images=images or None, return_tensors="pt").to(self.device)
+
+    def kept_text(
+        self,
+        instruction: str,
+        q_text: str | None,
+        q_images: list[Any],
+        d_text: str,
+        d_images: list[Any],
+        max_length: int,
+    ) -> str:
+        """Return the longest token prefix of the document text whose pair fits ``max_length`` tokens.
+
+        The recipe's cut: the document text is cut first, at token boundaries, never the images or
+        the prompt's frame. A bisection over the document's own tokens; a prefix that ends inside a
+        character (an emoji's bytes) counts as the shorter one that does not.
+        """
+        tokenizer = self.processor.tokenizer
+        doc_ids = tokenizer.encode(d_text, add_special_tokens=False)
+
+        def text_of(k: int) -> str:
+            text = tokenizer.decode(doc_ids[:k])
+            while "\ufffd" in text and k > 0:
+                k -= 1
+                text = tokenizer.decode(doc_ids[:k])
+            return str(text)
+
+        low, high = 0, len(doc_ids)
+        while low < high:
+            middle = (low + high + 1) // 2
+            kept = self.inputs(instruction, q_text, q_images, text_of(middle), d_images)
+            if kept["input_ids"].shape[1] <= max_length:
+                low = middle
+            else:
+                high = middle - 1
+        return text_of(low)
+
     def score(
         self,
         instruction: str,
@@ -67,10 +116,7 @@ class RecipeReference:
         d_images: list[Any],
     ) -> tuple[float, list[int]]:
         """Return the score and the prompt's token ids."""
-        messages = self.messages(instruction, q_text, q_images, d_text, d_images)
-        text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        images = q_images + d_images
-        inputs = self.processor(text=[text], images=images or None, return_tensors="pt").to(self.device)
+        inputs = self.inputs(instruction, q_text, q_images, d_text, d_images)
         with torch.no_grad():
             logits = self.model(**inputs).logits[0, -1]
         probs = torch.softmax(torch.stack([logits[self.yes], logits[self.no]]).float(), dim=0)

@@ -35,7 +35,8 @@ DOCUMENTS: dict[str, list[Any]] = {
 
 @pytest.fixture(scope="module")
 def rerankers(tiny_checkpoint: Path) -> Iterator[tuple[LycheeReranker, LycheeReranker]]:
-    on = LycheeReranker(model=str(tiny_checkpoint), device="cpu", dtype="float32", batch_size=3)
+    # Within-call reuse only: the cross-call prefix cache (tests/test_engine_caches.py) would skip repeated prefixes.
+    on = LycheeReranker(model=str(tiny_checkpoint), device="cpu", dtype="float32", batch_size=3, prefix_cache_bytes=0)
     off = LycheeReranker(model=str(tiny_checkpoint), device="cpu", dtype="float32", batch_size=3, prefix_reuse=False)
     yield on.load(), off.load()
     on.unload()

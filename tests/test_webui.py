@@ -223,3 +223,145 @@ def test_page_on_a_qwen3_vl_checkpoint(browser: Any, tiny_qwen3_vl_checkpoint: P
         context.close()
     expected = engine.rerank(QUERY, TEXTS, instruction=instruction)
     assert_table_is_engine_ranking(rows, expected, ["text"] * 3)
+
+
+# ---------------------------------------------------------------- thumbnails, text+image documents, errors, model
+
+
+def upload(page: Any, tmp_path: Path, pictures: dict[str, Any]) -> list[Path]:
+    files = []
+    for name, img in pictures.items():
+        files.append(tmp_path / name)
+        files[-1].write_bytes(png_bytes(img) if not isinstance(img, bytes) else img)
+    page.locator("#document-images input[type=file]").set_input_files([str(f) for f in files])
+    for f in files:
+        page.locator("#document-images").get_by_text(f.stem, exact=True).first.wait_for()
+    return files
+
+
+def thumbnails(page: Any) -> int:
+    return int(page.locator("#thumbnails img").count())
+
+
+@pytest.mark.browser
+def test_rerank_builds_a_text_and_image_document_and_shows_thumbnails(
+    page: Any, tiny_reranker: Any, tmp_path: Path
+) -> None:
+    red, blue = make_image((220, 20, 20)), make_image((20, 20, 220), size=(90, 60), stripe=20)
+    upload(page, tmp_path, {"red.png": red, "blue.png": blue})
+    page.locator("#query-text textarea").fill(QUERY)
+    page.locator("#documents-text textarea").fill(f"{TEXTS[2]}\nimage: red.png\n---\n{TEXTS[1]}")
+    rows = run_and_read(page)
+    documents = [{"text": TEXTS[2], "image": red}, TEXTS[1], {"image": blue}]
+    expected = tiny_reranker.rerank(QUERY, documents)
+    assert_table_is_engine_ranking(rows, expected, ["text+image", "text", "image"])
+    assert [row["Document"] for row in rows].count("[image: red.png] " + TEXTS[2]) == 1
+    # One thumbnail per document holding an image, in rank order, captioned with its rank and score.
+    page.wait_for_function("() => document.querySelectorAll('#thumbnails img').length === 2")
+    with_images = [(rank, e) for rank, e in enumerate(expected, start=1) if e.index != 1]
+    text = page.locator("#thumbnails").inner_text()
+    captions = [f"#{rank} · {e.score:.4f}" for rank, e in with_images]
+    assert all(c in text for c in captions) and text.index(captions[0]) < text.index(captions[1]), text
+
+
+@pytest.mark.browser
+def test_an_error_clears_the_previous_results(page: Any, tiny_reranker: Any, tmp_path: Path) -> None:
+    upload(page, tmp_path, {"red.png": make_image((220, 20, 20))})
+    page.locator("#query-text textarea").fill(QUERY)
+    page.locator("#documents-text textarea").fill(TEXTS[0])
+    assert len(run_and_read(page)) == 2 and thumbnails(page) == 1
+    page.locator("#documents-text textarea").fill(f"{TEXTS[0]}\nimage: green.png")
+    page.locator("#run").click()
+    page.locator("#summary").get_by_text("green.png, which is not among the uploaded images").wait_for()
+    assert "Error:" in page.locator("#summary").inner_text()
+    page.wait_for_function("() => !document.querySelector('#results [data-testid=\"cell-0-0\"]')")
+    assert thumbnails(page) == 0 and "ranked" not in page.locator("#summary").inner_text()
+
+
+@pytest.mark.browser
+def test_the_page_names_the_served_model_and_flags_a_random_one(browser: Any, tiny_checkpoint: Path) -> None:
+    settings = ServiceSettings(served_model_name="lychee-under-test")
+    engine = service_reranker(settings, model=str(tiny_checkpoint), device="cpu", dtype="float32")
+    with serve_app(create_ui_app(engine, settings, with_api=True)) as base:
+        served = httpx.get(f"{base}/v1/models", timeout=30).json()["data"][0]["id"]
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.set_default_timeout(WAIT_MS)
+            page.goto(base + "/ui/")
+            page.locator("#run").wait_for()
+            model = page.locator("#model").inner_text()
+            banner = page.locator("#random-banner").inner_text()
+        finally:
+            context.close()
+    assert served == "lychee-under-test" and served in model
+    assert str(tiny_checkpoint) not in model and str(tiny_checkpoint.parent) not in model
+    assert "random tiny checkpoint" in banner and "mean nothing" in banner
+
+
+@pytest.mark.browser
+def test_a_real_checkpoint_gets_no_banner(browser: Any, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from lychee_integrations.engine.checkpoint import RANDOM_MARKER
+
+    copy = Path(shutil.copytree(tiny_checkpoint, tmp_path / "unmarked"))
+    config = json.loads((copy / "config.json").read_text())
+    config.pop(RANDOM_MARKER)
+    (copy / "config.json").write_text(json.dumps(config))
+    settings = ServiceSettings()
+    engine = service_reranker(settings, model=str(copy), device="cpu", dtype="float32")
+    with serve_app(create_ui_app(engine, settings)) as base:
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.set_default_timeout(WAIT_MS)
+            page.goto(base + "/")
+            page.locator("#run").wait_for()
+            assert page.locator("#random-banner").count() == 0
+            assert "unmarked" in page.locator("#model").inner_text()
+        finally:
+            context.close()
+
+
+@pytest.mark.browser
+def test_mistakes_are_said_on_the_page_and_never_logged_as_tracebacks(
+    browser: Any, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """`lychee ui` as a user runs it: each mistake gets a clear message; the server's log holds no traceback."""
+    from service_helpers import cli_process, free_port
+
+    port = free_port()
+    args = ["ui", "--model", str(tiny_checkpoint), "--device", "cpu", "--port", str(port)]
+    with cli_process(args, port=port) as (process, base):
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.set_default_timeout(WAIT_MS)
+            page.goto(base + "/")
+            page.locator("#run").wait_for()
+            messages = []
+            for query, documents, files in [
+                ("", TEXTS[0], {}),  # no query
+                (QUERY, "", {}),  # no documents
+                (QUERY, f"{TEXTS[0]}\nimage: nowhere.png", {}),  # attaches no upload
+                (QUERY, TEXTS[0], {"broken.png": b"this is not a picture"}),  # not an image
+            ]:
+                page.reload()
+                page.locator("#run").wait_for()
+                if files:
+                    upload(page, tmp_path, files)
+                page.locator("#query-text textarea").fill(query)
+                page.locator("#documents-text textarea").fill(documents)
+                page.locator("#run").click()
+                page.locator("#summary").get_by_text("Error:").wait_for()
+                messages.append(page.locator("#summary").inner_text())
+        finally:
+            context.close()
+        process.terminate()
+        log = process.communicate(timeout=30)[0]
+    assert "Give a query" in messages[0] and "Add documents" in messages[1]
+    assert "nowhere.png" in messages[2] and "broken.png" not in messages[2]
+    assert "image" in messages[3].lower() and "Traceback" not in "".join(messages)
+    assert "Traceback" not in log, log

@@ -35,10 +35,27 @@ __all__ = [
     "cmd_templates",
     "cmd_ui",
     "cmd_vllm_serve",
+    "quiet_model_loading",
     "uvicorn_config",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+def quiet_model_loading(verbose: int) -> None:
+    """Without ``-v``, no progress bars or load-time notes of transformers and huggingface_hub.
+
+    Loading ("Loading weights", "Loading checkpoint shards"), saving ("Writing model shards") and
+    downloading draw tqdm bars on stderr; ``-v`` shows them, with transformers' warnings.
+    """
+    if verbose:
+        return
+    from huggingface_hub.utils import disable_progress_bars  # type: ignore[attr-defined]  # lazily exported
+    from transformers.utils import logging as transformers_logging
+
+    disable_progress_bars()
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
 
 
 def _reranker(args: argparse.Namespace, **extra: Any) -> LycheeReranker:
@@ -47,11 +64,7 @@ def _reranker(args: argparse.Namespace, **extra: Any) -> LycheeReranker:
     from lychee_integrations.engine.facade import require_engine
 
     require_engine()  # a clear error naming the [engine] extra, before transformers is imported
-    from transformers.utils import logging as transformers_logging
-
-    if not args.verbose:
-        transformers_logging.disable_progress_bar()  # keep the ranking table clean
-    return LycheeReranker(
+    reranker = LycheeReranker(
         args.model or default_model(),
         device=args.device,
         dtype=args.dtype,
@@ -59,6 +72,14 @@ def _reranker(args: argparse.Namespace, **extra: Any) -> LycheeReranker:
         batch_size=args.batch_size,
         **extra,
     )
+    from lychee_integrations.engine.checkpoint import check_available
+
+    config = reranker.config  # a model that cannot be had fails now, before torch and transformers load
+    check_available(
+        config.model, revision=config.revision, cache_dir=config.cache_dir, local_files_only=config.local_files_only
+    )
+    quiet_model_loading(args.verbose)  # keep the ranking table clean
+    return reranker
 
 
 def _explain(exc: InvalidInputError, documents: list[LabelledDocument]) -> str:
@@ -109,7 +130,11 @@ def cmd_rerank(args: argparse.Namespace) -> int:
     else:
         _print_table(rows)
     if reranker.is_random:
-        print(f"note: {reranker.model_name} is a random tiny checkpoint: the ranking means nothing", file=sys.stderr)
+        print(
+            f"lychee rerank: warning: {reranker.model_name} is a random tiny checkpoint (lychee build-tiny): "
+            "its scores and ranking mean nothing",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -144,6 +169,7 @@ def cmd_build_tiny(args: argparse.Namespace) -> int:
     from lychee_integrations.engine.facade import require_engine
 
     require_engine()
+    quiet_model_loading(args.verbose)
     from lychee_integrations.tiny import REAL_VOCAB_SIZE, build_tiny_checkpoint
 
     if args.path.exists() and not args.path.is_dir():
@@ -247,6 +273,10 @@ def _start(args: argparse.Namespace, *, ui: bool) -> int:
     require("fastapi", extra)
     if ui:
         require("gradio", extra)
+    from lychee_integrations.engine.facade import require_engine
+
+    require_engine()
+    quiet_model_loading(args.verbose)
     from lychee_integrations.service import service_reranker
     from lychee_integrations.service.request_id import install_log_records
 
@@ -258,6 +288,10 @@ def _start(args: argparse.Namespace, *, ui: bool) -> int:
         dtype=args.dtype,
         max_length=args.max_length,
         batch_size=args.batch_size,
+        vision_cache_bytes=args.vision_cache_mb * 2**20,
+        prefix_cache_bytes=args.prefix_cache_mb * 2**20,
+        score_cache_entries=args.score_cache_entries,
+        score_cache_ttl=args.score_cache_ttl,
     )
     failure: list[BaseException] = []
     server: Any = None

@@ -108,6 +108,49 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer of 0 or more, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer of 0 or more, got {value}")
+    return value
+
+
+def _add_cache_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options of the engine's caches that outlive a call (docs/engine.md, "Caches across calls")."""
+    group = parser.add_argument_group("caches across calls (exact; sizes in /metrics)")
+    group.add_argument(
+        "--vision-cache-mb",
+        type=_non_negative_int,
+        default=256,
+        metavar="MB",
+        help="vision-tower outputs of recently seen images, by content (default: 256; 0: off)",
+    )
+    group.add_argument(
+        "--prefix-cache-mb",
+        type=_non_negative_int,
+        default=256,
+        metavar="MB",
+        help="keys and values of shared prompt prefixes (system prompt, instruction) (default: 256; 0: off)",
+    )
+    group.add_argument(
+        "--score-cache-entries",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="scores of whole pairs, by model, instruction, query and document (default: 0, off)",
+    )
+    group.add_argument(
+        "--score-cache-ttl",
+        type=_positive_float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="how long a cached score stays valid (default: 3600)",
+    )
+
+
 def _add_service_options(parser: argparse.ArgumentParser, default_port: int) -> None:
     from lychee_integrations.service.settings import ServiceSettings
 
@@ -431,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_service_options(serve, default_port=8000)
     _add_engine_options(serve)
+    _add_cache_options(serve)
     serve.set_defaults(handler=cmd_serve, command_parser=serve)
 
     ui = commands.add_parser(
@@ -442,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--with-api", action="store_true", help="also serve the HTTP API; the page moves to /ui")
     _add_service_options(ui, default_port=7860)
     _add_engine_options(ui)
+    _add_cache_options(ui)
     ui.set_defaults(handler=cmd_ui, command_parser=ui)
     _vllm_serve_parser(commands)
     _eval_parser(commands)

@@ -67,5 +67,5 @@ def check_available(model: str, *, revision: str | None, cache_dir: str | None, 
         logger.debug("hub probe of %s failed", endpoint, exc_info=True)
         raise ModelUnavailableError(
             f"model {model!r} is not in the Hugging Face cache and {endpoint} cannot be reached "
-            f"({type(exc).__name__}); {_WHAT_TO_DO}"
+            f"({type(exc).__name__}); {_WHAT_TO_DO}; set HF_HUB_OFFLINE=1 to skip this probe of the Hub"
         ) from None

@@ -206,7 +206,7 @@ class LycheeReranker(Scorer):
         if truncated:
             logger.info("%d of %d pairs were cut to max_length=%d", truncated, len(pairs), runtime.encoder.max_length)
         stages: dict[str, float] = {}
-        scores = runtime.run(pairs, stages)
+        scores = runtime.run(pairs, stages, batch_size=request.batch_size, show_progress=request.show_progress)
         logger.debug(
             "call of %d documents: encode %.3fs, waiting for the model %.3fs, waiting for image patches %.3fs, "
             "vision %.3fs, language model %.3fs (run shared with concurrent calls: %.3fs)",

@@ -181,6 +181,21 @@ class LoadedModel:
         self.vision_seconds = 0.0
         #: Seconds spent waiting for image patches (made in a pool, or here when not prefetched).
         self.image_wait_seconds = 0.0
+        from lychee_integrations.engine.caches import BoundedCache, tensor_bytes
+
+        #: Keys and values of prompt prefixes by token ids and image keys, across calls
+        #: (``config.prefix_cache_bytes``): entries ``(ids, image keys, [(keys, values) per layer])``.
+        self.prefix_cache: BoundedCache[Any] | None = (
+            BoundedCache("prefix", max_bytes=config.prefix_cache_bytes, size_of=lambda e: tensor_bytes(e[2]))
+            if config.prefix_cache_bytes
+            else None
+        )
+        #: Vision-tower outputs by image content key, across calls (``config.vision_cache_bytes``).
+        self.vision_cache: BoundedCache[Any] | None = (
+            BoundedCache("vision", max_bytes=config.vision_cache_bytes, size_of=lambda e: tensor_bytes(e[:2]))
+            if config.vision_cache_bytes
+            else None
+        )
         #: How this transformers version's forward takes a key/value cache (``cache`` from 5.2x,
         #: ``past_key_values`` before); ``None`` turns prefix reuse off rather than let a cache be ignored.
         self.cache_keyword = _cache_keyword(model.model)
@@ -246,33 +261,57 @@ class LoadedModel:
             return [float(v) for v in torch.sigmoid(logits).cpu()]
 
     def _image_embeddings(self, images: Sequence[ImageFeatures], cache: ImageCache | None) -> Any:
-        """Run the vision tower once per distinct image not already in ``cache``."""
+        """Run the vision tower once per distinct image not in ``cache`` nor in the cross-call vision cache.
+
+        Images of equal content key share one run; what the tower makes for an image with a key
+        is kept in :attr:`vision_cache` for later calls.
+        """
         import torch
         from transformers.modeling_outputs import BaseModelOutputWithPooling
 
         known = cache.embeddings if cache is not None else {}
         embeddings = {id(f): known[id(f)] for f in images if id(f) in known}
-        todo = list({id(f): f for f in images if id(f) not in embeddings}.values())
+        vision_cache = self.vision_cache
+        # Distinct images not yet embedded: equal content keys count once.
+        todo: dict[object, list[ImageFeatures]] = {}
+        for f in images:
+            if id(f) not in embeddings:
+                group = todo.setdefault(f.key if f.key is not None else id(f), [])
+                if all(g is not f for g in group):
+                    group.append(f)
+        if vision_cache is not None:
+            for content in [k for k in todo if isinstance(k, bytes)]:
+                hit = vision_cache.get(content)
+                if hit is not None:
+                    for f in todo.pop(content):
+                        embeddings[id(f)] = hit
         if todo:
+            first = [group[0] for group in todo.values()]
             started = time.perf_counter()
-            pixels = [f.pixel_values for f in todo]
+            pixels = [f.pixel_values for f in first]
             self.image_wait_seconds += time.perf_counter() - started
             started = time.perf_counter()
             out = self.model.model.get_image_features(
                 torch.cat(pixels).to(self.device),
-                torch.cat([f.grid_thw for f in todo]).to(self.device),
+                torch.cat([f.grid_thw for f in first]).to(self.device),
             )
             if self.device.startswith("cuda") and logger.isEnabledFor(logging.DEBUG):
                 torch.cuda.synchronize()  # only for exact stage times
             self.vision_seconds += time.perf_counter() - started
             # Qwen3-VL also returns "deepstack" features: per layer, a tuple of per-image tensors.
             deepstack = getattr(out, "deepstack_features", None)
-            for n, (features, embedding) in enumerate(zip(todo, out.pooler_output, strict=True)):
+            for n, (group, embedding) in enumerate(zip(todo.values(), out.pooler_output, strict=True)):
                 layers = None if deepstack is None else tuple(layer[n] for layer in deepstack)
                 entry = (embedding, layers, type(out))
-                embeddings[id(features)] = entry
-                if cache is not None and id(features) in cache.shared:
-                    cache.embeddings[id(features)] = entry
+                image_key = group[0].key
+                if vision_cache is not None and image_key is not None:
+                    # Own the memory (not a view of the batch's output), so the bound counts what is held.
+                    entry = (embedding.clone(), None if layers is None else tuple(t.clone() for t in layers), type(out))
+                    vision_cache.put(image_key, entry)
+                for f in group:
+                    embeddings[id(f)] = entry
+                    if cache is not None and id(f) in cache.shared:
+                        cache.embeddings[id(f)] = entry
         # The model's forward concatenates a per-image tuple, as get_image_features returns it.
         entries = [embeddings[id(f)] for f in images]
         pooled = tuple(entry[0] for entry in entries)
@@ -303,6 +342,10 @@ class LoadedModel:
     def run_prefix(self, pair: EncodedPair, length: int, image_cache: ImageCache | None = None) -> PrefixState:
         """Run the first ``length`` tokens of ``pair`` once and keep their key/value cache.
 
+        With the prefix cache on (``prefix_cache_bytes``), the longest start of the prefix an
+        earlier call ran (same token ids and image contents, e.g. the system prompt and
+        instruction) is taken from it and only the rest runs; the prefix is then stored there.
+
         Args:
             pair: Any pair of the group (all share these tokens and images).
             length: The shared prefix's length, from :func:`~lychee_integrations.engine.prefix.group_by_prefix`.
@@ -317,23 +360,36 @@ class LoadedModel:
 
         from lychee_integrations.engine.prefix import image_spans
 
-        n_images = sum(1 for _, end in image_spans(pair.input_ids, self.image_token_id) if end <= length)
-        images = pair.images[:n_images]
-        ids = torch.tensor([pair.input_ids[:length]], dtype=torch.long, device=self.device)
+        spans = image_spans(pair.input_ids, self.image_token_id)
+        n_images = sum(1 for _, end in spans if end <= length)
+        ids = tuple(pair.input_ids[:length])
+        keys = tuple(f.key for f in pair.images[:n_images])
         positions = self._positions(pair.input_ids, pair.images)[:, :length].unsqueeze(1)
+        start, cache = 0, DynamicCache()
+        store = self.prefix_cache if all(key is not None for key in keys) else None
+        if store is not None:
+            found = store.best(lambda _, entry: _reusable(entry, ids, keys, self.image_token_id))
+            if found is not None:
+                (_, _, layers), start = found
+                cache = DynamicCache(ddp_cache_data=[(k[:, :, :start], v[:, :, :start]) for k, v in layers])
+        images = [f for f, (begin, _) in zip(pair.images[:n_images], spans, strict=False) if begin >= start]
+        if start == length:  # the whole prefix was cached
+            return PrefixState(length=length, n_images=n_images, cache=cache)
         inputs: dict[str, Any] = {}
-        cache = DynamicCache()
         with torch.inference_mode():
             if images:
                 inputs["mm_encoder_outputs"] = {"image": self._image_embeddings(images, image_cache)}
             self.model.model(
-                input_ids=ids,
-                attention_mask=torch.ones_like(ids),
-                position_ids=positions,
+                input_ids=torch.tensor([ids[start:]], dtype=torch.long, device=self.device),
+                attention_mask=torch.ones((1, length), dtype=torch.long, device=self.device),
+                position_ids=positions[..., start:],
                 use_cache=True,
                 **{self.cache_keyword or "cache": cache},
                 **inputs,
             )
+        if store is not None:
+            layers = [(layer.keys, layer.values) for layer in cache.layers]  # type: ignore[union-attr]
+            store.put((ids, keys), (ids, keys, layers))
         return PrefixState(length=length, n_images=n_images, cache=cache)
 
     def score_suffix(
@@ -396,6 +452,13 @@ class LoadedModel:
     def free_memory(self) -> None:
         """Release cached device memory (after an out-of-memory error)."""
         free_device_memory(self.device)
+
+
+def _reusable(entry: Any, ids: Sequence[int], keys: Sequence[bytes | None], image_token_id: int) -> int:
+    """How many first tokens of ``ids`` a prefix-cache entry ``(ids, image keys, layers)`` holds."""
+    from lychee_integrations.engine.prefix import reusable_length
+
+    return reusable_length(ids, keys, entry[0], entry[1], image_token_id)
 
 
 def _cache_keyword(module: Any) -> str | None:

@@ -62,10 +62,12 @@ class ImageFeatures:
         n_tokens: Visual tokens the image takes in the prompt.
         pixel_values: The patches, when already made.
         make: Makes ``(pixel_values, grid_thw)``; the grid it returns must equal ``grid_thw``.
+        key: A content key of the image and its settings (:func:`~lychee_integrations.engine.caches.image_key`),
+            when the engine's caches need one; equal keys mean equal patches.
 
     """
 
-    __slots__ = ("_future", "_lock", "_make", "_pixels", "grid_thw", "n_tokens")
+    __slots__ = ("_future", "_lock", "_make", "_pixels", "grid_thw", "key", "n_tokens")
 
     def __init__(
         self,
@@ -74,11 +76,13 @@ class ImageFeatures:
         *,
         pixel_values: torch.Tensor | None = None,
         make: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None,
+        key: bytes | None = None,
     ) -> None:
         if pixel_values is None and make is None:
             raise ValueError("ImageFeatures needs pixel_values or make")
         self.grid_thw = grid_thw
         self.n_tokens = n_tokens
+        self.key = key
         self._pixels = pixel_values
         self._make = make
         self._future: Future[torch.Tensor] | None = None
@@ -203,8 +207,11 @@ class PromptEncoder:
         recipe: Recipe = LYCHEE,
         min_pixels: int | None = None,
         max_pixels: int | None = None,
+        hash_images: bool = False,
     ) -> None:
         self._processor = processor
+        #: Whether each image gets a content key (:attr:`ImageFeatures.key`), for the engine's caches.
+        self.hash_images = hash_images
         self._backend = processor.tokenizer.backend_tokenizer
         if self._backend.truncation is not None or self._backend.padding is not None:
             # A tokenizer.json may carry truncation or padding: never let it cut silently.
@@ -261,7 +268,19 @@ class PromptEncoder:
             out = processor(images=[image], return_tensors="pt", **options)
             return out["pixel_values"], out["image_grid_thw"]
 
-        return ImageFeatures(grid, int(grid.prod().item()) // self._merge, make=make)
+        key = None
+        if self.hash_images:
+            from lychee_integrations.engine.caches import image_key
+
+            settings = (
+                self.recipe.name,
+                tuple(grid[0].tolist()),
+                self.min_pixels,
+                self.max_pixels,
+                repr(processor.size),
+            )
+            key = image_key(image, settings)
+        return ImageFeatures(grid, int(grid.prod().item()) // self._merge, make=make, key=key)
 
     def model_image(self, image: PILImage) -> PILImage:
         """Return ``image`` as the checkpoint's processor receives it: after the recipe's resize, if any.

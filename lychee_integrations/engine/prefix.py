@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from lychee_integrations.engine.pairs import EncodedPair
 
-__all__ = ["PrefixGroup", "group_by_prefix", "image_spans", "shared_prefix_length"]
+__all__ = ["PrefixGroup", "group_by_prefix", "image_spans", "reusable_length", "shared_prefix_length"]
 
 #: Reuse pays from this many shared tokens (below it, the extra pass costs more than it saves).
 MIN_PREFIX_TOKENS = 32
@@ -73,6 +73,43 @@ def shared_prefix_length(a: EncodedPair, b: EncodedPair, image_token_id: int) ->
         if start >= length:
             break
         if end > length or a.images[number] is not b.images[number]:
+            return start
+    return length
+
+
+def reusable_length(
+    ids: Sequence[int],
+    image_keys: Sequence[bytes | None],
+    cached_ids: Sequence[int],
+    cached_keys: Sequence[bytes | None],
+    image_token_id: int,
+) -> int:
+    """Length of the start of ``ids`` whose keys and values a cached prefix holds exactly.
+
+    The token ids must match, and every image inside must be whole in both and of equal
+    content key (visual tokens are one placeholder id, so the ids alone cannot tell images
+    apart); the length is cut back to the start of the first image that differs or is not
+    whole. Keys and values of the first ``n`` tokens depend on those tokens only (causal
+    attention), so the cached prefix's first ``n`` are those of ``ids``' first ``n``.
+
+    Example:
+        >>> reusable_length([1, 2, 9, 9, 3], [b"a"], [1, 2, 9, 9, 4], [b"a"], 9)
+        4
+        >>> reusable_length([1, 2, 9, 9, 3], [b"a"], [1, 2, 9, 9, 4], [b"b"], 9)
+        2
+
+    """
+    limit = min(len(ids), len(cached_ids))
+    length = 0
+    while length < limit and ids[length] == cached_ids[length]:
+        length += 1
+    ours, theirs = image_spans(ids, image_token_id), image_spans(cached_ids, image_token_id)
+    for number, (start, end) in enumerate(ours):
+        if start >= length:
+            break
+        whole = end <= length and number < len(theirs) and theirs[number] == (start, end)
+        key = image_keys[number] if number < len(image_keys) else None
+        if not whole or key is None or number >= len(cached_keys) or cached_keys[number] != key:
             return start
     return length
 

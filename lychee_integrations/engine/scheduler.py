@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 @dataclass
 class _Job:
     pairs: list[EncodedPair]
+    #: The call's most pairs per forward pass, and whether it wants a progress bar (None: the config's).
+    batch_size: int | None = None
+    show_progress: bool | None = None
     scores: list[float] = field(default_factory=list)
     error: BaseException | None = None
     done: bool = False
@@ -55,8 +58,17 @@ class Runtime:
             recipe=model.recipe,
             min_pixels=model.min_pixels,
             max_pixels=model.max_pixels,
+            hash_images=bool(config.vision_cache_bytes or config.prefix_cache_bytes or config.score_cache_entries),
         )
         self.config = config
+        from lychee_integrations.engine.caches import BoundedCache
+
+        #: Scores of whole pairs across calls (``config.score_cache_entries``; off by default).
+        self.score_cache: BoundedCache[float] | None = (
+            BoundedCache("score", max_entries=config.score_cache_entries, ttl=config.score_cache_ttl)
+            if config.score_cache_entries
+            else None
+        )
         #: Makes image patches ahead of the batches that read them (see ImageFeatures.prefetch).
         self._patch_pool = (
             ThreadPoolExecutor(max_workers=config.preprocess_workers, thread_name_prefix="lychee-patch")
@@ -67,17 +79,64 @@ class Runtime:
         self._queue_lock = threading.Lock()
         self._run_lock = threading.Lock()
 
-    def run(self, pairs: list[EncodedPair], stages: dict[str, float] | None = None) -> list[float]:
+    def run(
+        self,
+        pairs: list[EncodedPair],
+        stages: dict[str, float] | None = None,
+        *,
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
+    ) -> list[float]:
         """Score pairs, combining them with those of other threads waiting at the same time.
+
+        A run that combines several calls keeps each call's ``batch_size``: its batches hold at
+        most the smallest of them, and it shows a bar when any call asks for one.
 
         Args:
             pairs: The encoded pairs.
             stages: Filled with the seconds spent waiting for the model (``waiting``) and,
                 for the run that scored these pairs, in the vision tower (``vision``), the
                 language model (``language_model``) and the whole run (``run``).
+            batch_size: Most pairs per forward pass (``None``: the config's ``batch_size``).
+            show_progress: Show a tqdm bar over the pairs (``None``: the config's ``show_progress``).
+
+        With the score cache on (``score_cache_entries``), pairs whose score it holds are not
+        run, and the others' scores are stored in it.
 
         """
-        job = _Job(pairs)
+        cache = self.score_cache
+        if cache is None:
+            return self._run(pairs, stages, batch_size, show_progress)
+        keys = [self._score_key(pair) for pair in pairs]
+        known = [cache.get(key) if key is not None else None for key in keys]
+        todo = [i for i, score in enumerate(known) if score is None]
+        if todo:
+            fresh = self._run([pairs[i] for i in todo], stages, batch_size, show_progress)
+            for i, score in zip(todo, fresh, strict=True):
+                known[i] = score
+                key = keys[i]
+                if key is not None:
+                    cache.put(key, score)
+        elif stages is not None:  # every score was cached: the model did not run
+            stages.update(dict.fromkeys(("waiting", "image_wait", "vision", "language_model", "run"), 0.0))
+        return [score for score in known if score is not None]
+
+    def _score_key(self, pair: EncodedPair) -> tuple[object, ...] | None:
+        """Return the score cache's key of a pair: the model, its settings, the pair's tokens and image contents."""
+        if any(f.key is None for f in pair.images):
+            return None
+        config = self.config
+        model = (config.model, config.revision, self.model.recipe.name, str(self.model.dtype), config.quantization)
+        return (model, pair.input_ids, tuple(f.key for f in pair.images))
+
+    def _run(
+        self,
+        pairs: list[EncodedPair],
+        stages: dict[str, float] | None,
+        batch_size: int | None,
+        show_progress: bool | None,
+    ) -> list[float]:
+        job = _Job(pairs, batch_size, show_progress)
         queued = time.perf_counter()
         with self._queue_lock:
             self._queue.append(job)
@@ -113,8 +172,10 @@ class Runtime:
         cache = ImageCache(everything)
         if len(jobs) > 1:
             logger.debug("combining %d concurrent calls into %d pairs", len(jobs), len(everything))
+        config = self.config
+        batch_size = min(job.batch_size or config.batch_size for job in jobs)
         bar = None
-        if self.config.show_progress:
+        if any(config.show_progress if job.show_progress is None else job.show_progress for job in jobs):
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(everything), desc="lychee rerank", unit="pair")
@@ -145,7 +206,7 @@ class Runtime:
                 pairs,
                 [len(p) - offset for p in pairs],
                 timed(fn, offset),
-                max_batch_size=self.config.batch_size,
+                max_batch_size=batch_size,
                 max_batch_tokens=model.max_batch_tokens,
                 is_oom=is_out_of_memory,
                 after_oom=model.free_memory,
@@ -165,10 +226,10 @@ class Runtime:
             else:
                 groups, alone = [], list(range(len(everything)))
             if self._patch_pool is not None:
-                for features in _images_in_run_order(
-                    everything, groups, alone, self.config.batch_size, model.max_batch_tokens
-                ):
-                    features.prefetch(self._patch_pool)
+                seen = model.vision_cache
+                for features in _images_in_run_order(everything, groups, alone, batch_size, model.max_batch_tokens):
+                    if features.key is None or seen is None or not seen.peek(features.key):
+                        features.prefetch(self._patch_pool)
             alone = list(alone)
             for group in groups:
                 started = time.perf_counter()

@@ -13,6 +13,10 @@ process (tests, an app mounted in another) never clash. Series:
   ``lychee_tokens_scored_total``, ``lychee_engine_batch_pairs``,
   ``lychee_engine_batch_tokens``, ``lychee_engine_batch_seconds``,
   ``lychee_engine_queue_wait_seconds`` (histograms).
+* Engine caches that outlive a call (:mod:`lychee_integrations.engine.caches`), by ``cache``
+  (``vision``, ``prefix``, ``score``): ``lychee_engine_cache_hits_total``,
+  ``lychee_engine_cache_misses_total``, ``lychee_engine_cache_bytes`` and
+  ``lychee_engine_cache_entries`` (gauges: the latest size reported).
 * Model: ``lychee_model_loaded`` (1 once the model is in memory, else 0) and
   ``lychee_model_info{model}``.
 """
@@ -43,6 +47,8 @@ __all__ = ["CONTENT_TYPE_LATEST", "ServiceMetrics"]
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _PAIRS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+#: The engine's caches (:mod:`lychee_integrations.engine.caches`), each a ``cache`` label value.
+_CACHES = ("vision", "prefix", "score")
 _TOKENS_BUCKETS = (64, 256, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
 
 
@@ -98,6 +104,15 @@ class ServiceMetrics:
                 registry=r,
             ).observe,
         }
+        hits = Counter("lychee_engine_cache_hits", "Lookups answered by an engine cache", ["cache"], registry=r)
+        misses = Counter("lychee_engine_cache_misses", "Lookups an engine cache missed", ["cache"], registry=r)
+        held = Gauge("lychee_engine_cache_bytes", "Bytes held by an engine cache", ["cache"], registry=r)
+        entries = Gauge("lychee_engine_cache_entries", "Entries held by an engine cache", ["cache"], registry=r)
+        for cache in _CACHES:
+            self._events[f"{cache}_cache_hit"] = hits.labels(cache).inc
+            self._events[f"{cache}_cache_miss"] = misses.labels(cache).inc
+            self._events[f"{cache}_cache_bytes"] = held.labels(cache).set
+            self._events[f"{cache}_cache_entries"] = entries.labels(cache).set
         Gauge("lychee_model_loaded", "1 once the model is in memory, else 0", registry=r).set_function(
             lambda: 1.0 if is_loaded() else 0.0
         )

@@ -2,9 +2,15 @@
 
 The page offers the instruction templates as presets, a query (text, image or both) and
 documents (text blocks separated by a line ``---``, image uploads, or both), in two modes:
-rank many documents, or score one (its text and images together). Results come as a table
-ordered by score, with the score band (high above 0.7, partial from 0.4 to 0.7, low below
-0.4) coloured for a glance.
+rank many documents, or score one (its text and images together). In rank mode a text block
+holding a line ``image: NAME`` (the name of an uploaded image) is one text+image document,
+and that upload is no document of its own. Results come as a table ordered by score, with the
+score band (high above 0.7, partial from 0.4 to 0.7, low below 0.4) coloured for a glance,
+and thumbnails of the image documents in rank order. A mistake in the input is said in the
+summary and clears the previous results; it is no error of the server's and logs no traceback.
+
+The page names the model as the API does (``--served-model-name``, else the hub id or the
+checkpoint directory's name) and says so when it is a random checkpoint (``lychee build-tiny``).
 
 Gradio is told not to reach the internet: analytics are off and no share link is made.
 
@@ -41,7 +47,7 @@ from lychee_integrations.scoring import Scorer  # noqa: E402
 from lychee_integrations.service.middleware import BodySizeLimitMiddleware  # noqa: E402
 from lychee_integrations.service.settings import ServiceSettings  # noqa: E402
 
-__all__ = ["COLUMNS", "MODES", "build_ui", "create_ui_app", "split_documents"]
+__all__ = ["COLUMNS", "MODES", "attached_images", "build_ui", "create_ui_app", "random_checkpoint", "split_documents"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +57,8 @@ MODES = ("Rerank documents", "Score one document")
 COLUMNS = ["Rank", "Score", "Band", "Type", "Document"]
 _CUSTOM = "custom"
 _SEPARATOR = re.compile(r"^[ \t]*---[ \t]*$", re.MULTILINE)
+_IMAGE_LINE = re.compile(r"^[ \t]*image:[ \t]*(.+?)[ \t]*$", re.MULTILINE | re.IGNORECASE)
+_THUMBNAIL = 160
 _BAND_COLOURS = {"high": "#c6efce", "partial": "#ffeb9c", "low": "#ffc7ce"}
 _PREVIEW = 90
 
@@ -75,6 +83,48 @@ def _paths(files: Any) -> list[str]:
         return []
     items = files if isinstance(files, list) else [files]
     return [str(getattr(item, "name", item)) for item in items]
+
+
+class _Mistake(Exception):
+    """A mistake in the page's input: said in the summary, never logged as a server error."""
+
+
+def attached_images(block: str) -> tuple[str, list[str]]:
+    r"""Split a documents block into its text and the names of the uploads its ``image: NAME`` lines attach.
+
+    Example:
+        >>> attached_images("Red shoe, light sole\nimage: shoe.png")
+        ('Red shoe, light sole', ['shoe.png'])
+
+    """
+    names = [m.group(1) for m in _IMAGE_LINE.finditer(block)]
+    return _IMAGE_LINE.sub("", block).strip(), names
+
+
+def _thumbnail(data: bytes) -> Any:
+    from io import BytesIO
+
+    from PIL import Image
+
+    with Image.open(BytesIO(data)) as image:
+        image.thumbnail((_THUMBNAIL, _THUMBNAIL))
+        return image.convert("RGB")
+
+
+def random_checkpoint(model: str) -> bool:
+    """Whether ``model`` names a local checkpoint of random weights (``lychee build-tiny`` marks its config).
+
+    Read off ``config.json`` without loading the model; a hub id is never a random checkpoint.
+    """
+    import json
+
+    from lychee_integrations.engine.checkpoint import RANDOM_MARKER
+
+    config = Path(model).expanduser() / "config.json"
+    try:
+        return bool(json.loads(config.read_text(encoding="utf-8")).get(RANDOM_MARKER, False))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _image_bytes(path: str) -> bytes:
@@ -116,25 +166,38 @@ class _Page:
         images = (_image_bytes(image),) if image else ()
         return RerankInput(text=text or None, images=images)
 
-    def _documents(self, mode: str, text: str | None, files: Any) -> tuple[list[RerankInput], list[str]]:
+    def _documents(self, mode: str, text: str | None, files: Any) -> tuple[list[RerankInput], list[str], list[Any]]:
         paths = _paths(files)
         names = [Path(p).name for p in paths]
-        images = [_image_bytes(p) for p in paths]
+        images = dict(zip(names, (_image_bytes(p) for p in paths), strict=True))
         if mode == MODES[1]:
-            single = RerankInput(text=(text or "").strip() or None, images=tuple(images))
+            single = RerankInput(text=(text or "").strip() or None, images=tuple(images.values()))
             if single.kind == "empty":
-                raise gr.Error("Give the document to score: text, an image, or both.")
-            return [single], [_preview(single, names)]
-        documents = [RerankInput(text=block) for block in split_documents(text)]
-        previews = [_preview(d, []) for d in documents]
-        for name, data in zip(names, images, strict=True):
-            documents.append(RerankInput(images=(data,)))
-            previews.append(_preview(documents[-1], [name]))
+                raise _Mistake("Give the document to score: text, an image, or both.")
+            return [single], [_preview(single, names)], [next(iter(images.values()), None)]
+        documents: list[RerankInput] = []
+        previews: list[str] = []
+        attached: set[str] = set()
+        for number, block in enumerate(split_documents(text), start=1):
+            body, wanted = attached_images(block)
+            missing = [name for name in wanted if name not in images]
+            if missing:
+                raise _Mistake(
+                    f"Text block {number} attaches {', '.join(missing)}, which is not among the uploaded images "
+                    f"({', '.join(names) or 'none uploaded'})."
+                )
+            attached.update(wanted)
+            documents.append(RerankInput(text=body or None, images=tuple(images[name] for name in wanted)))
+            previews.append(_preview(documents[-1], wanted))
+        for name, data in images.items():
+            if name not in attached:
+                documents.append(RerankInput(images=(data,)))
+                previews.append(_preview(documents[-1], [name]))
         if not documents:
-            raise gr.Error("Add documents: text blocks separated by a line '---', image uploads, or both.")
+            raise _Mistake("Add documents: text blocks separated by a line '---', image uploads, or both.")
         if len(documents) > self.max_documents:
-            raise gr.Error(f"{len(documents)} documents given; this page takes at most {self.max_documents}.")
-        return documents, previews
+            raise _Mistake(f"{len(documents)} documents given; this page takes at most {self.max_documents}.")
+        return documents, previews, [d.images[0] if d.images else None for d in documents]
 
     def run(
         self,
@@ -144,18 +207,27 @@ class _Page:
         query_image: str | None,
         documents_text: str | None,
         document_files: Any,
-    ) -> tuple[Any, str]:
-        """Score or rank; errors in the input are shown on the page, never as a traceback."""
+    ) -> tuple[Any, str, list[tuple[Any, str]]]:
+        """Score or rank: the results table, the summary and the thumbnails of the image documents.
+
+        A mistake in the input clears the previous results and says what is wrong in the summary;
+        it is no server error (nothing is raised, nothing logged as a traceback).
+        """
         try:
             query = self._query(query_text, query_image)
             if query.kind == "empty":
-                raise gr.Error("Give a query: text, an image, or both.")
-            documents, previews = self._documents(mode, documents_text, document_files)
+                raise _Mistake("Give a query: text, an image, or both.")
+            documents, previews, pictures = self._documents(mode, documents_text, document_files)
             ranked = self.reranker.rerank(query, documents, instruction=(instruction or "").strip() or None)
-        except (InvalidInputError, ConfigurationError) as exc:
-            raise gr.Error(str(exc)) from exc
+        except (_Mistake, InvalidInputError, ConfigurationError) as exc:
+            return self._cleared(str(exc))
         except OSError as exc:
-            raise gr.Error(f"cannot read an uploaded file: {exc.strerror or exc}") from exc
+            return self._cleared(f"cannot read an uploaded file: {exc.strerror or exc}")
+        thumbnails = [
+            (_thumbnail(picture), f"#{rank} · {r.score:.4f} · {previews[r.index]}")
+            for rank, r in enumerate(ranked, start=1)
+            if (picture := pictures[r.index]) is not None
+        ]
         rows = [
             [rank, round(r.score, 4), score_band(r.score), documents[r.index].kind, previews[r.index]]
             for rank, r in enumerate(ranked, start=1)
@@ -166,15 +238,24 @@ class _Page:
         else:
             counts = {band: sum(row[2] == band for row in rows) for band in ("high", "partial", "low")}
             summary = f"**{len(rows)} documents ranked**: " + ", ".join(f"{n} {band}" for band, n in counts.items())
-        return _table(rows), summary
+        return _table(rows), summary, thumbnails
+
+    @staticmethod
+    def _cleared(message: str) -> tuple[Any, str, list[tuple[Any, str]]]:
+        logger.info("web page input refused: %s", message)
+        return _table([]), f"**Error:** {message}", []
 
 
-def build_ui(reranker: Scorer, *, max_documents: int = 100) -> Any:
+def build_ui(
+    reranker: Scorer, *, max_documents: int = 100, model_name: str | None = None, random_weights: bool = False
+) -> Any:
     """Build the Gradio page (a ``gr.Blocks``) around a reranker.
 
     Args:
         reranker: The engine (see :class:`~lychee_integrations.scoring.Scorer`).
         max_documents: Most documents one run may rank.
+        model_name: The model's name on the page, as the API serves it (default: ``reranker.model_name``).
+        random_weights: Show a banner: the model is a random checkpoint, its scores mean nothing.
 
     Returns:
         The ``gr.Blocks``; mount it with :func:`create_ui_app` or ``gr.mount_gradio_app``.
@@ -185,9 +266,16 @@ def build_ui(reranker: Scorer, *, max_documents: int = 100) -> Any:
     choices.append(("custom (write your own instruction)", _CUSTOM))
     with gr.Blocks(title="Lychee reranker", analytics_enabled=False) as demo:
         gr.Markdown(
-            f"# Lychee multimodal reranker\nModel: `{reranker.model_name}`. Scores are P(yes) in [0, 1]: "
-            "**high** above 0.7, **partial** 0.4 to 0.7, **low** below 0.4."
+            f"# Lychee multimodal reranker\nModel: `{model_name or reranker.model_name}`. Scores are P(yes) in "
+            "[0, 1]: **high** above 0.7, **partial** 0.4 to 0.7, **low** below 0.4.",
+            elem_id="model",
         )
+        if random_weights:
+            gr.Markdown(
+                "**This model is a random tiny checkpoint** (`lychee build-tiny`): it runs the real code path, "
+                "but its scores and rankings mean nothing.",
+                elem_id="random-banner",
+            )
         with gr.Row():
             template = gr.Dropdown(choices, value=DEFAULT_TASK, label="Instruction preset", elem_id="template")
             mode = gr.Radio(list(MODES), value=MODES[0], label="Mode", elem_id="mode")
@@ -200,7 +288,8 @@ def build_ui(reranker: Scorer, *, max_documents: int = 100) -> Any:
                 query_image = gr.Image(type="filepath", label="Query image (optional)", elem_id="query-image")
             with gr.Column():
                 documents_text = gr.Textbox(
-                    label="Documents: text blocks separated by a line '---' (in score mode: the one document's text)",
+                    label="Documents: text blocks separated by a line '---'; a line 'image: NAME' attaches "
+                    "the uploaded image NAME to its block (in score mode: the one document's text)",
                     lines=8,
                     elem_id="documents-text",
                 )
@@ -214,11 +303,14 @@ def build_ui(reranker: Scorer, *, max_documents: int = 100) -> Any:
         run = gr.Button("Run", variant="primary", elem_id="run")
         summary = gr.Markdown(elem_id="summary")
         results = gr.Dataframe(headers=COLUMNS, label="Results, best first", interactive=False, elem_id="results")
+        thumbnails = gr.Gallery(
+            label="Image documents, best first", columns=6, height="auto", elem_id="thumbnails", show_label=True
+        )
         template.change(_instruction_for, inputs=template, outputs=instruction)
         run.click(
             page.run,
             inputs=[mode, instruction, query_text, query_image, documents_text, document_files],
-            outputs=[results, summary],
+            outputs=[results, summary, thumbnails],
         )
     return demo
 
@@ -260,6 +352,9 @@ def create_ui_app(
 
     """
     settings = settings or ServiceSettings()
+    from lychee_integrations.service.settings import default_served_name
+
+    name = settings.served_model_name or default_served_name(reranker.model_name)
     if with_api:
         from lychee_integrations.service.app import create_app
 
@@ -272,10 +367,8 @@ def create_ui_app(
         from fastapi.responses import JSONResponse
 
         from lychee_integrations.service.readiness import ModelState
-        from lychee_integrations.service.settings import default_served_name
 
         state = ModelState(reranker, on_failure=on_load_failure)
-        name = settings.served_model_name or default_served_name(reranker.model_name)
 
         @asynccontextmanager
         async def lifespan(app: FastAPI) -> Any:
@@ -299,7 +392,12 @@ def create_ui_app(
             return JSONResponse(body, status_code=200 if current == "ready" else 503)
 
         path = "/"
-    demo = build_ui(reranker, max_documents=settings.max_documents)
+    demo = build_ui(
+        reranker,
+        max_documents=settings.max_documents,
+        model_name=name,
+        random_weights=random_checkpoint(reranker.model_name),
+    )
     demo.queue(default_concurrency_limit=settings.max_concurrency)
     return gr.mount_gradio_app(  # type: ignore[no-any-return]
         app,

@@ -186,3 +186,24 @@ def test_a_pair_whose_images_are_too_long_is_refused_from_the_headers_before_dec
         data = png_bytes(make_image((1, 2, 3), size=size))
         from_header = encoder.header_tokens(open_image(data, policy), policy)
         assert from_header == encoder.encode_image(load_image(data, policy)).n_tokens, size
+
+
+def test_the_schema_states_the_per_item_caps_the_server_checks() -> None:
+    from service_helpers import serve_app
+
+    from lychee_integrations.service.app import create_app
+    from lychee_integrations.testing import FakeScorer
+
+    settings = ServiceSettings(max_documents=8, max_images_per_item=3)
+    small = data_uri(png_bytes(make_image((1, 2, 3))))
+    with serve_app(create_app(FakeScorer(), settings)) as base, httpx.Client(base_url=base, timeout=30) as client:
+        components = client.get("/openapi.json").json()["components"]["schemas"]
+        images = components["InputItem"]["properties"]["images"]["anyOf"][0]
+        assert images["maxItems"] == 3
+        assert components["MultiModalContent"]["properties"]["content"]["maxItems"] == 8
+        parts = [{"type": "image_url", "image_url": {"url": small}}] * 9
+        refused = client.post("/v1/rerank", json={"query": {"content": parts}, "documents": ["a"]})
+        assert refused.status_code == 413
+        assert refused.json()["detail"] == "query: 9 content parts sent, over max_documents=8"
+        pairs = client.post("/v1/score", json={"text_1": "q", "text_2": [{"content": parts}]})
+        assert pairs.status_code == 413 and pairs.json()["detail"].startswith("text_2[0]: 9 content parts sent")

@@ -333,7 +333,12 @@ def create_app(
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             limit = max_length_of(reranker, load=False)
-            schema = refine_openapi(plain_openapi(), max_documents=settings.max_documents, max_length=limit)
+            schema = refine_openapi(
+                plain_openapi(),
+                max_documents=settings.max_documents,
+                max_length=limit,
+                max_images_per_item=settings.max_images_per_item,
+            )
             if limit is None and not state.loaded:  # describe truncate_prompt_tokens again once the model is in
                 app.openapi_schema = None
             return schema

@@ -193,8 +193,14 @@ def _from_parts(content: MultiModalContent) -> dict[str, Any]:
     return value
 
 
-def _compat_value(value: str | InputItem | MultiModalContent) -> InputLike:
+def _compat_value(
+    value: str | InputItem | MultiModalContent, max_parts: int, item: str, index: int | None = None
+) -> InputLike:
     if isinstance(value, MultiModalContent):
+        if len(value.content) > max_parts:  # the schema's maxItems of a content list, for an item too
+            raise LimitExceededError(
+                item, f"{len(value.content)} content parts sent", limit="max_documents", value=max_parts, index=index
+            )
         return _from_parts(value)
     return _native_value(value)
 
@@ -231,8 +237,9 @@ def run_compat(
     if isinstance(request.documents, MultiModalContent):
         raw: list[InputLike] = [_from_parts(MultiModalContent(content=[part])) for part in request.documents.content]
     else:
-        raw = [_compat_value(d) for d in request.documents]
-    documents, scored, _ = _scored(scorer, _compat_value(request.query), raw, max_documents, request, max_text_chars)
+        raw = [_compat_value(d, max_documents, f"document {i}", i) for i, d in enumerate(request.documents)]
+    query = _compat_value(request.query, max_documents, "query")
+    documents, scored, _ = _scored(scorer, query, raw, max_documents, request, max_text_chars)
     ranked, tokens = rank(scored.scores, request.top_n or None), scored.tokens
     meta = CohereMeta(
         api_version=CohereApiVersion(version="1"),
@@ -259,9 +266,9 @@ def _side(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def _pairs(request: ScoreV1Request) -> list[tuple[InputLike, InputLike]]:
-    queries = [_compat_value(q) for q in _side(request.text_1)]
-    documents = [_compat_value(d) for d in _side(request.text_2)]
+def _pairs(request: ScoreV1Request, max_parts: int) -> list[tuple[InputLike, InputLike]]:
+    queries = [_compat_value(q, max_parts, f"text_1[{i}]", i) for i, q in enumerate(_side(request.text_1))]
+    documents = [_compat_value(d, max_parts, f"text_2[{i}]", i) for i, d in enumerate(_side(request.text_2))]
     if len(queries) == 1:
         return [(queries[0], d) for d in documents]
     if len(queries) != len(documents):
@@ -297,7 +304,7 @@ def run_score(
 
     """
     check_truncation(scorer, request.truncate_prompt_tokens)
-    pairs = _pairs(request)
+    pairs = _pairs(request, max_documents)
     if len(pairs) > max_documents:
         raise TooManyDocumentsError(len(pairs), max_documents)
     groups: dict[str, list[int]] = {}

@@ -41,13 +41,15 @@ def _array_branch(prop: dict[str, Any]) -> dict[str, Any]:
     raise KeyError("no array branch")
 
 
-def _refine_input_item(schema: dict[str, Any]) -> None:
+def _refine_input_item(schema: dict[str, Any], max_images: int | None) -> None:
     # Something to score: non-blank text, an image, or at least one image; never image and images.
     schema["anyOf"] = [
         {"required": ["text"], "properties": {"text": _TEXT}},
         {"required": ["image"], "properties": {"image": {"type": "string"}}},
         {"required": ["images"], "properties": {"images": {"type": "array", "minItems": 1}}},
     ]
+    if max_images is not None:
+        _array_branch(schema["properties"]["images"])["maxItems"] = max_images
     schema["not"] = {
         "required": ["image", "images"],
         "properties": {"image": {"type": "string"}, "images": {"type": "array"}},
@@ -127,13 +129,22 @@ def _refine_score(request: dict[str, Any], max_documents: int) -> None:
     request["allOf"] = [*request.get("allOf", []), _same_lengths(max_documents)]
 
 
-def refine_openapi(schema: dict[str, Any], *, max_documents: int, max_length: int | None = None) -> dict[str, Any]:
+def refine_openapi(
+    schema: dict[str, Any],
+    *,
+    max_documents: int,
+    max_length: int | None = None,
+    max_images_per_item: int | None = None,
+) -> dict[str, Any]:
     """Add the input rules to a description made by FastAPI from :mod:`.schemas` (in place).
 
     Args:
         schema: The OpenAPI description.
         max_documents: This server's document cap.
         max_length: The model's tokens per pair, when known (``truncate_prompt_tokens``).
+        max_images_per_item: This server's cap on images in one query or document: the
+            ``images`` list's ``maxItems`` (a content list of image parts is capped by
+            ``max_documents``). The per-request caps (images, pixels) are no schema's to say.
 
     Returns:
         ``schema``.
@@ -141,11 +152,12 @@ def refine_openapi(schema: dict[str, Any], *, max_documents: int, max_length: in
     """
     components = schema.get("components", {}).get("schemas", {})
     if "InputItem" in components:
-        _refine_input_item(components["InputItem"])
+        _refine_input_item(components["InputItem"], max_images_per_item)
     if "ContentPart" in components:
         _refine_content_part(components["ContentPart"])
     if "MultiModalContent" in components:
-        components["MultiModalContent"]["properties"]["content"]["maxItems"] = max_documents
+        content = components["MultiModalContent"]["properties"]["content"]
+        content["maxItems"] = max_documents  # the server checks it for a content list as an item too
     for name in ("RerankRequest", "CompatRerankRequest"):
         request = components.get(name)
         if request is None:

@@ -27,7 +27,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from presets import SEVEN_B
+from presets import NO_CROSS_CALL_CACHES, SEVEN_B
 from recipe_reference import DEFAULT_INSTRUCTION, RecipeReference
 from timing import best_of
 
@@ -113,7 +113,9 @@ def main() -> None:
 
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
-        engine = LycheeReranker(model=str(path), device=device, dtype=dtype_name, batch_size=args.batch_size)
+        engine = LycheeReranker(
+            model=str(path), device=device, dtype=dtype_name, batch_size=args.batch_size, **NO_CROSS_CALL_CACHES
+        )
         engine_query, engine_docs = as_engine_input(query), [as_engine_input(d) for d in docs]
         engine.score(engine_query, engine_docs)  # warm-up and load
         if device.startswith("cuda"):

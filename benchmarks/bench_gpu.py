@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from presets import SEVEN_B
+from presets import NO_CROSS_CALL_CACHES, SEVEN_B
 from workloads import WORDS, image_documents_workload, image_query_workload
 
 from lychee_integrations.engine import LycheeReranker
@@ -149,7 +149,9 @@ def main() -> None:
         for mode in modes:
             label = "+".join(str(v) for v in mode.values())
             try:
-                engine = LycheeReranker(model=str(path), device=args.device, dtype=dtype, **mode).load()
+                engine = LycheeReranker(
+                    model=str(path), device=args.device, dtype=dtype, **mode, **NO_CROSS_CALL_CACHES
+                ).load()
             except Exception as exc:  # a mode this machine cannot run is reported, not fatal
                 logger.warning("%s: cannot load (%s)", label, exc)
                 continue

@@ -27,8 +27,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from presets import NO_CROSS_CALL_CACHES
 from recipe_reference import RecipeReference
-from timing import best_of
+from timing import best_interleaved
 from workloads import image_query_workload, text_kb_workload
 
 from lychee_integrations.engine import LycheeReranker
@@ -58,17 +59,22 @@ def main() -> None:
     names = list(WORKLOADS) if args.workload == "all" else [args.workload]
     with tempfile.TemporaryDirectory() as tmp:
         path = build_tiny_checkpoint(Path(tmp) / "small", preset="small", real_tokenizer=True)
-        within_call = {"vision_cache_bytes": 0, "prefix_cache_bytes": 0}
-        on = LycheeReranker(model=str(path), device="cpu", dtype="float32", **within_call).load()
-        off = LycheeReranker(model=str(path), device="cpu", dtype="float32", prefix_reuse=False, **within_call).load()
+        on = LycheeReranker(model=str(path), device="cpu", dtype="float32", **NO_CROSS_CALL_CACHES).load()
+        off = LycheeReranker(
+            model=str(path), device="cpu", dtype="float32", prefix_reuse=False, **NO_CROSS_CALL_CACHES
+        ).load()
         reference = None if args.skip_reference else RecipeReference(path)
         print(f"small preset (8 layers of 512), fp32, CPU, {torch.get_num_threads()} torch threads")
         for name in names:
             query, docs, instruction = WORKLOADS[name]()
             n = len(docs)
-            on.score(query, docs, instruction=instruction)  # warm-up
-            t_on = best_of(lambda q=query, d=docs, i=instruction: on.score(q, d, instruction=i), args.repeat)
-            t_off = best_of(lambda q=query, d=docs, i=instruction: off.score(q, d, instruction=i), args.repeat)
+            t_on, t_off = best_interleaved(
+                [
+                    lambda q=query, d=docs, i=instruction: on.score(q, d, instruction=i),
+                    lambda q=query, d=docs, i=instruction: off.score(q, d, instruction=i),
+                ],
+                args.repeat,
+            )
             s_on = on.score(query, docs, instruction=instruction)
             s_off = off.score(query, docs, instruction=instruction)
             print(f"\n{name} workload: {n} documents")

@@ -34,6 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from presets import NO_CROSS_CALL_CACHES
 from timing import best_interleaved
 from workloads import image_documents_workload
 
@@ -61,7 +62,7 @@ def main() -> None:
             if args.checkpoint
             else build_tiny_checkpoint(Path(tmp) / "ckpt", preset=args.preset, real_tokenizer=True)
         )
-        engine = LycheeReranker(model=str(path), device=device, dtype=dtype).load()
+        engine = LycheeReranker(model=str(path), device=device, dtype=dtype, **NO_CROSS_CALL_CACHES).load()
         runtime = engine._get_runtime()
         pool = runtime._patch_pool
         workers = engine.config.preprocess_workers

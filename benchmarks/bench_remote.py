@@ -28,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
+from presets import NO_CROSS_CALL_CACHES, NO_CROSS_CALL_CACHES_FLAGS  # noqa: E402
 from service_helpers import cli_server, free_port  # noqa: E402
 from timing import best_interleaved  # noqa: E402
 from workloads import image_documents_workload, text_kb_workload  # noqa: E402
@@ -69,9 +70,10 @@ def main() -> None:
             if args.checkpoint
             else build_tiny_checkpoint(Path(tmp) / "small", preset="small", real_tokenizer=True)
         )
-        engine = LycheeReranker(model=str(path), device=args.device, dtype=args.dtype)
+        engine = LycheeReranker(model=str(path), device=args.device, dtype=args.dtype, **NO_CROSS_CALL_CACHES)
         port = free_port()
         serve = ["serve", "--model", str(path), "--port", str(port), "--device", args.device, "--dtype", args.dtype]
+        serve += NO_CROSS_CALL_CACHES_FLAGS
         serve += ["--max-documents", str(args.clients * args.docs_per_client), "--max-concurrency", "64"]
         with cli_server(serve, port=port, startup_timeout=300) as base, RemoteReranker(base, timeout=600) as remote:
             rows = []

@@ -40,6 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from presets import NO_CROSS_CALL_CACHES
 from workloads import KB_INSTRUCTION, WORDS, image_query_workload
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
@@ -50,7 +51,7 @@ Workload = tuple[Any, list[Any], str | None]
 #: Calls of the service workload, documents per call, and the pool they are drawn from.
 SERVICE_CALLS, SERVICE_DOCS, SERVICE_POOL = 10, 24, 40
 #: The engine's caches off (``engine-nocache``).
-NO_CACHES = {"vision_cache_bytes": 0, "prefix_cache_bytes": 0, "score_cache_entries": 0}
+NO_CACHES = NO_CROSS_CALL_CACHES
 
 
 def _words(rng: random.Random, n: int) -> str:

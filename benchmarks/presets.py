@@ -20,3 +20,16 @@ SEVEN_B: dict[str, Any] = {
         "fullatt_block_indexes": [7, 15, 23, 31],
     },
 }
+
+#: Engine options that turn off the caches which outlive a call: the benchmarks repeat their inputs
+#: call after call, so with those caches on they would time cache hits, not the work.
+NO_CROSS_CALL_CACHES: dict[str, Any] = {"vision_cache_bytes": 0, "prefix_cache_bytes": 0, "score_cache_entries": 0}
+#: The same for a `lychee serve` command line.
+NO_CROSS_CALL_CACHES_FLAGS: list[str] = [
+    "--vision-cache-mb",
+    "0",
+    "--prefix-cache-mb",
+    "0",
+    "--score-cache-entries",
+    "0",
+]

@@ -16,6 +16,7 @@ from lychee_integrations.cli.commands import (
     cmd_vllm_serve,
 )
 from lychee_integrations.cli.documents import DOC_FORMATS, LabelledDocument, image_ref
+from lychee_integrations.config import DEFAULT_PREFIX_CACHE_BYTES, DEFAULT_VISION_CACHE_BYTES, RerankerConfig
 
 __all__ = ["build_parser"]
 
@@ -118,36 +119,39 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+_MIB = 2**20
+
+
 def _add_cache_options(parser: argparse.ArgumentParser) -> None:
     """Add the options of the engine's caches that outlive a call (docs/engine.md, "Caches across calls")."""
     group = parser.add_argument_group("caches across calls (exact; sizes in /metrics)")
     group.add_argument(
         "--vision-cache-mb",
         type=_non_negative_int,
-        default=256,
+        default=DEFAULT_VISION_CACHE_BYTES // _MIB,
         metavar="MB",
-        help="vision-tower outputs of recently seen images, by content (default: 256; 0: off)",
+        help="vision-tower outputs of recently seen images, by content (default: %(default)s; 0: off)",
     )
     group.add_argument(
         "--prefix-cache-mb",
         type=_non_negative_int,
-        default=256,
+        default=DEFAULT_PREFIX_CACHE_BYTES // _MIB,
         metavar="MB",
-        help="keys and values of shared prompt prefixes (system prompt, instruction) (default: 256; 0: off)",
+        help="keys and values of shared prompt prefixes (system prompt, instruction) (default: %(default)s; 0: off)",
     )
     group.add_argument(
         "--score-cache-entries",
         type=_non_negative_int,
-        default=0,
+        default=RerankerConfig.score_cache_entries,
         metavar="N",
-        help="scores of whole pairs, by model, instruction, query and document (default: 0, off)",
+        help="scores of whole pairs, by model, instruction, query and document (default: %(default)s, off)",
     )
     group.add_argument(
         "--score-cache-ttl",
         type=_positive_float,
-        default=3600.0,
+        default=RerankerConfig.score_cache_ttl,
         metavar="SECONDS",
-        help="how long a cached score stays valid (default: 3600)",
+        help="how long a cached score stays valid (default: %(default)s)",
     )
 
 

@@ -17,8 +17,8 @@ __all__ = ["DEFAULT_MODEL", "RerankerConfig", "default_model"]
 
 #: The checkpoint this package is built for.
 DEFAULT_MODEL = "vec-ai/lychee-rerank-mm"
-#: Default token budget of one forward pass on a CPU: measured on the 8x512 benchmark checkpoint,
-#: passes of 1-4k tokens ran 6-14% faster than of 32k (benchmarks/bench_prefix.py workloads).
+#: Default token budget of one forward pass on a CPU, where small passes keep activations in cache
+#: (chosen on toy-tokenizer runs of the 8x512 checkpoint; not yet re-checked on the real vocabulary).
 CPU_BATCH_TOKENS = 2048
 #: Default token budget of one forward pass on a GPU (or MPS), where large passes pay.
 ACCELERATOR_BATCH_TOKENS = 32768

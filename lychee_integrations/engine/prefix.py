@@ -15,7 +15,7 @@ This module is pure Python (no torch import); the model side is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from lychee_integrations.engine.pairs import EncodedPair
@@ -65,16 +65,8 @@ def shared_prefix_length(a: EncodedPair, b: EncodedPair, image_token_id: int) ->
     the prefix is cut back to the start of the first image that differs or is not whole.
     It also leaves each pair at least one token of its own (the one whose state is scored).
     """
-    limit = min(len(a), len(b)) - 1
-    length = 0
-    while length < limit and a.input_ids[length] == b.input_ids[length]:
-        length += 1
-    for number, (start, end) in enumerate(image_spans(a.input_ids[: length + 1], image_token_id)):
-        if start >= length:
-            break
-        if end > length or a.images[number] is not b.images[number]:
-            return start
-    return length
+    length = _common_length(a.input_ids, b.input_ids, min(len(a), len(b)) - 1)
+    return _cut_at_images(a.input_ids, length, image_token_id, lambda number, _: a.images[number] is b.images[number])
 
 
 def reusable_length(
@@ -99,17 +91,37 @@ def reusable_length(
         2
 
     """
-    limit = min(len(ids), len(cached_ids))
+    length = _common_length(ids, cached_ids, min(len(ids), len(cached_ids)))
+    theirs = image_spans(cached_ids, image_token_id)
+
+    def same(number: int, span: tuple[int, int]) -> bool:
+        key = image_keys[number] if number < len(image_keys) else None
+        whole = number < len(theirs) and theirs[number] == span
+        return whole and key is not None and number < len(cached_keys) and cached_keys[number] == key
+
+    return _cut_at_images(ids, length, image_token_id, same)
+
+
+def _common_length(a: Sequence[int], b: Sequence[int], limit: int) -> int:
+    """Length of the longest common start of ``a`` and ``b``, at most ``limit``."""
     length = 0
-    while length < limit and ids[length] == cached_ids[length]:
+    while length < limit and a[length] == b[length]:
         length += 1
-    ours, theirs = image_spans(ids, image_token_id), image_spans(cached_ids, image_token_id)
-    for number, (start, end) in enumerate(ours):
+    return length
+
+
+def _cut_at_images(
+    ids: Sequence[int], length: int, image_token_id: int, same: Callable[[int, tuple[int, int]], bool]
+) -> int:
+    """Cut ``length`` back to the start of the first image in it that is not whole or not ``same``.
+
+    ``same(number, (start, end))`` tells whether image ``number`` (wholly inside) is the same
+    image on the other side.
+    """
+    for number, (start, end) in enumerate(image_spans(ids[: length + 1], image_token_id)):
         if start >= length:
             break
-        whole = end <= length and number < len(theirs) and theirs[number] == (start, end)
-        key = image_keys[number] if number < len(image_keys) else None
-        if not whole or key is None or number >= len(cached_keys) or cached_keys[number] != key:
+        if end > length or not same(number, (start, end)):
             return start
     return length
 

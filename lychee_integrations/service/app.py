@@ -180,11 +180,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def on_configuration(request: Request, exc: Exception) -> JSONResponse:
         return _error(400, str(exc))
 
-    async def on_too_many(request: Request, exc: Exception) -> JSONResponse:
-        return _error(413, str(exc))
-
-    async def on_limit(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, LimitExceededError)
+    async def on_over_limit(request: Request, exc: Exception) -> JSONResponse:
         return _error(413, str(exc))
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
@@ -204,8 +200,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(InvalidInputError, on_invalid_input)
     app.add_exception_handler(ConfigurationError, on_configuration)
-    app.add_exception_handler(TooManyDocumentsError, on_too_many)
-    app.add_exception_handler(LimitExceededError, on_limit)
+    app.add_exception_handler(TooManyDocumentsError, on_over_limit)
+    app.add_exception_handler(LimitExceededError, on_over_limit)
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
 

@@ -12,6 +12,9 @@ from typing import Any
 from lychee_integrations._deps import require
 from lychee_integrations.config import RerankerConfig
 from lychee_integrations.engine.pairs import EncodedPair, ImageFeatures
+from lychee_integrations.engine.prefix_attention import PREFIX_KEYWORD
+from lychee_integrations.engine.prefix_attention import install as install_prefix_attention
+from lychee_integrations.engine.shortcuts import ReadPositions, linear_patch_embedding
 from lychee_integrations.errors import ConfigurationError
 from lychee_integrations.recipes import Recipe, get_recipe, recipe_for
 
@@ -199,6 +202,12 @@ class LoadedModel:
         #: How this transformers version's forward takes a key/value cache (``cache`` from 5.2x,
         #: ``past_key_values`` before); ``None`` turns prefix reuse off rather than let a cache be ignored.
         self.cache_keyword = _cache_keyword(model.model)
+        #: Whether prefix groups read the prefix once for all rows (:mod:`.prefix_attention`; CPU only)
+        #: rather than copying its keys and values into every row.
+        self.merged_prefix_attention = config.prefix_reuse and install_prefix_attention(self.model)
+        #: The last layer's MLP runs only where the score reads (:mod:`.shortcuts`).
+        self.read_positions = ReadPositions(model.model.language_model)
+        linear_patch_embedding(model)
         head = model.get_output_embeddings()
         weight = head.weight
         with torch.no_grad():
@@ -250,13 +259,14 @@ class LoadedModel:
                 )
             else:
                 position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-            hidden = inner(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                position_ids=position_ids,
-                use_cache=False,
-                **inputs,
-            ).last_hidden_state[:, -1, :]
+            with self.read_positions.only(torch.full((rows,), width - 1, device=self.device)):
+                hidden = inner(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    position_ids=position_ids,
+                    use_cache=False,
+                    **inputs,
+                ).last_hidden_state[:, -1, :]
             logits = hidden.float() @ self.w_diff + self.b_diff
             return [float(v) for v in torch.sigmoid(logits).cpu()]
 
@@ -376,7 +386,7 @@ class LoadedModel:
         if start == length:  # the whole prefix was cached
             return PrefixState(length=length, n_images=n_images, cache=cache)
         inputs: dict[str, Any] = {}
-        with torch.inference_mode():
+        with torch.inference_mode(), self.read_positions.only(None):
             if images:
                 inputs["mm_encoder_outputs"] = {"image": self._image_embeddings(images, image_cache)}
             self.model.model(
@@ -426,25 +436,25 @@ class LoadedModel:
             positions[:, row, n:] = full[:, -1:] + 1
             images.extend(pair.images[prefix.n_images :])
         input_ids, mask = input_ids.to(self.device), mask.to(self.device)
-        cache = DynamicCache(
-            ddp_cache_data=[
+        inputs: dict[str, Any] = {}
+        if self.merged_prefix_attention and start >= width:
+            # The prefix is read once for all rows; the suffixes attend causally, without a mask.
+            # (Measured on the CPU: worth it when the prefix is the longer part, as under an image
+            # query or a long instruction; behind long suffixes, copying a short prefix is cheaper.)
+            inputs[PREFIX_KEYWORD] = [(layer.keys, layer.values) for layer in prefix.cache.layers]
+            inputs["attention_mask"], inputs["use_cache"] = torch.ones_like(mask[:, start:]), False
+        else:
+            expanded = [
                 (layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1))
                 for layer in prefix.cache.layers
             ]
-        )
-        inputs: dict[str, Any] = {}
-        with torch.inference_mode():
+            inputs[self.cache_keyword or "cache"] = DynamicCache(ddp_cache_data=expanded)
+            inputs["attention_mask"], inputs["use_cache"] = mask, True
+        last = torch.tensor([len(p) - start - 1 for p in pairs], device=self.device)
+        with torch.inference_mode(), self.read_positions.only(last):
             if images:
                 inputs["mm_encoder_outputs"] = {"image": self._image_embeddings(images, image_cache)}
-            hidden = self.model.model(
-                input_ids=input_ids,
-                attention_mask=mask,
-                position_ids=positions,
-                use_cache=True,
-                **{self.cache_keyword or "cache": cache},
-                **inputs,
-            ).last_hidden_state
-            last = torch.tensor([len(p) - start - 1 for p in pairs], device=self.device)
+            hidden = self.model.model(input_ids=input_ids, position_ids=positions, **inputs).last_hidden_state
             picked = hidden[torch.arange(rows, device=self.device), last]
             logits = picked.float() @ self.w_diff + self.b_diff
             return [float(v) for v in torch.sigmoid(logits).cpu()]

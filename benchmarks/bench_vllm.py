@@ -21,6 +21,9 @@ in the vLLM environment:
     /work/venv-vllm/bin/python benchmarks/bench_vllm.py                  # CPU, small preset, float32
     /work/venv-vllm/bin/python benchmarks/bench_vllm.py --rounds 3 --workloads pages service
     /work/venv-vllm/bin/python benchmarks/bench_vllm.py --backends engine --preset tiny   # no vLLM
+    # the engine in its own environment, vLLM in vLLM's with its CPU guide's preloads:
+    LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 .venv/bin/python benchmarks/bench_vllm.py \
+        --vllm-python /work/venv-vllm/bin/python --vllm-preload /work/venv-vllm/lib/libiomp5.so
 """
 
 from __future__ import annotations
@@ -167,7 +170,10 @@ def run_worker(args: argparse.Namespace, backend: str, round_: int, checkpoint: 
     command += ["--docs-json", json.dumps(args.docs)]
     if args.eager:
         command.append("--eager")
-    subprocess.run(command, check=True)
+    env = dict(os.environ)
+    if backend == "vllm" and args.vllm_preload:  # vLLM's CPU guide: tcmalloc and Intel's OpenMP preloaded
+        env["LD_PRELOAD"] = " ".join(filter(None, [env.get("LD_PRELOAD"), args.vllm_preload]))
+    subprocess.run(command, check=True, env=env)
     result: dict[str, Any] = json.loads(out.read_text())
     return result
 
@@ -195,6 +201,9 @@ def main() -> None:
     parser.add_argument("--docs", nargs="*", default=[], metavar="WORKLOAD=N", help="documents per call, e.g. pages=4")
     parser.add_argument("--vllm-python", help="python of vLLM's environment (default: this one)")
     parser.add_argument("--eager", action="store_true", help="vLLM without torch.compile (faster start)")
+    parser.add_argument(
+        "--vllm-preload", default="", help="libraries preloaded for vLLM's process only (LD_PRELOAD), e.g. libiomp5.so"
+    )
     parser.add_argument("--json", default="bench_vllm.json", help="where to write the results")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--round", type=int, default=0, help=argparse.SUPPRESS)

@@ -17,8 +17,8 @@ __all__ = ["DEFAULT_MODEL", "RerankerConfig", "default_model"]
 
 #: The checkpoint this package is built for.
 DEFAULT_MODEL = "vec-ai/lychee-rerank-mm"
-#: Default token budget of one forward pass on a CPU, where small passes keep activations in cache
-#: (chosen on toy-tokenizer runs of the 8x512 checkpoint; not yet re-checked on the real vocabulary).
+#: Default token budget of one forward pass on a CPU (re-checked on the real vocabulary with
+#: benchmarks/bench_budget.py: 1024 to 8192 ran alike; docs/engine.md has the run).
 CPU_BATCH_TOKENS = 2048
 #: Default token budget of one forward pass on a GPU (or MPS), where large passes pay.
 ACCELERATOR_BATCH_TOKENS = 32768
@@ -71,8 +71,8 @@ class RerankerConfig:
         max_pixels: Largest image area after resizing; ``None``: the recipe's (1280 visual
             tokens for Lychee, 1800 for Qwen3-VL).
         batch_size: Most pairs per forward pass.
-        max_batch_tokens: Most padded tokens per forward pass; ``None``: 2048 on a CPU (where
-            smaller passes keep activations in cache and run faster), 32768 on a GPU.
+        max_batch_tokens: Most padded tokens per forward pass; ``None``: 2048 on a CPU, 32768
+            on a GPU.
         revision: Hub revision (branch, tag or commit).
         cache_dir: Where hub downloads are cached.
         local_files_only: Never reach the hub.

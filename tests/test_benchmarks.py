@@ -51,3 +51,16 @@ def test_gpu_preset_refuses_to_run_without_a_gpu() -> None:
 def test_preprocess_benchmark_dry_run_prints_its_ratios() -> None:
     log = run("bench_preprocess.py", "--preset", "tiny", "--docs", "3", "--size", "64", "--repeat", "1")
     assert "wall / model-only" in log and "wall / (preprocessing + model)" in log
+
+
+def test_budget_benchmark_dry_run_compares_budgets_with_the_same_scores() -> None:
+    log = run(
+        "bench_budget.py", "--preset", "tiny", "--rounds", "1", "--budgets", "4096", "256",
+        "--workloads", "kb-text", "long-text",
+    )  # fmt: skip
+    rows = [line for line in log.splitlines() if line.startswith(("kb-text", "long-text"))]
+    assert len(rows) == 2, log[-2000:]
+    for row in rows:
+        assert "4096: " in row and "(1.00x)" in row and "256: " in row
+        # 256 tokens per pass splits the calls into many more passes; the scores stay put
+        assert float(row.rsplit("largest score difference ", 1)[1]) < 1e-5

@@ -7,7 +7,7 @@ scoring the same inputs in a round, and each round a query of its own. Prints ea
 seconds per call and its speed against the first budget given (the baseline: above 1, faster),
 and the largest score difference from the baseline (the budget only regroups pairs into passes).
 
-    python benchmarks/bench_budget.py                                   # CPU default 2048 against 1024, 4096, 8192
+    python benchmarks/bench_budget.py                   # the device's default budget against half, 2x and 4x
     python benchmarks/bench_budget.py --budgets 2048 16384 --workloads long-text pages
 """
 
@@ -26,6 +26,7 @@ from bench_vllm import make_workload
 from presets import NO_CROSS_CALL_CACHES
 from timing import best_interleaved
 
+from lychee_integrations.config import RerankerConfig
 from lychee_integrations.engine import LycheeReranker
 from lychee_integrations.tiny import build_tiny_checkpoint
 
@@ -56,7 +57,7 @@ def measure(engines: list[LycheeReranker], workload: str, rounds: int) -> tuple[
 def main() -> None:
     """Build or open the checkpoint, then measure each workload under each budget."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budgets", type=int, nargs="+", default=[2048, 1024, 4096, 8192])
+    parser.add_argument("--budgets", type=int, nargs="+", help="the first is the baseline (default: the device's)")
     parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--preset", choices=["tiny", "small"], default="small")
@@ -65,11 +66,16 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not args.budgets:
+        default = RerankerConfig().batch_tokens(args.device)
+        args.budgets = [default, default // 2, default * 2, default * 4]
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(args.checkpoint) if args.checkpoint else None
-        if path is None:
-            path = build_tiny_checkpoint(Path(tmp) / "ckpt", preset=args.preset, dtype=args.dtype, real_tokenizer=True)
+        path = (
+            Path(args.checkpoint)
+            if args.checkpoint
+            else build_tiny_checkpoint(Path(tmp) / "ckpt", preset=args.preset, dtype=args.dtype, real_tokenizer=True)
+        )
         engines = [
             LycheeReranker(
                 model=str(path), device=args.device, dtype=args.dtype, max_batch_tokens=b, **NO_CROSS_CALL_CACHES

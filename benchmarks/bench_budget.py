@@ -23,12 +23,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_vllm import make_workload
-from presets import NO_CROSS_CALL_CACHES
+from presets import NO_CROSS_CALL_CACHES, add_checkpoint_options, checkpoint_path
 from timing import best_interleaved
 
 from lychee_integrations.config import RerankerConfig
 from lychee_integrations.engine import LycheeReranker
-from lychee_integrations.tiny import build_tiny_checkpoint
 
 logger = logging.getLogger("bench_budget")
 WORKLOADS = ("kb-text", "image-query", "long-text", "pages")
@@ -60,8 +59,7 @@ def main() -> None:
     parser.add_argument("--budgets", type=int, nargs="+", help="the first is the baseline (default: the device's)")
     parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--preset", choices=["tiny", "small"], default="small")
-    parser.add_argument("--checkpoint", help="use this checkpoint instead of building one")
+    add_checkpoint_options(parser, presets=("tiny", "small"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     args = parser.parse_args()
@@ -71,11 +69,7 @@ def main() -> None:
         args.budgets = [default, default // 2, default * 2, default * 4]
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = (
-            Path(args.checkpoint)
-            if args.checkpoint
-            else build_tiny_checkpoint(Path(tmp) / "ckpt", preset=args.preset, dtype=args.dtype, real_tokenizer=True)
-        )
+        path = checkpoint_path(args, tmp, dtype=args.dtype)
         engines = [
             LycheeReranker(
                 model=str(path), device=args.device, dtype=args.dtype, max_batch_tokens=b, **NO_CROSS_CALL_CACHES

@@ -27,13 +27,12 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from presets import NO_CROSS_CALL_CACHES, SEVEN_B
+from presets import NO_CROSS_CALL_CACHES, add_checkpoint_options, checkpoint_path
 from recipe_reference import DEFAULT_INSTRUCTION, RecipeReference
 from timing import best_of
 
 from lychee_integrations.engine import LycheeReranker
 from lychee_integrations.inputs import RerankInput
-from lychee_integrations.tiny import REAL_VOCAB_SIZE, build_tiny_checkpoint
 
 Pair = tuple[str | None, list[Image.Image]]
 WORDS = ["retrieval", "passage", "answer", "query", "the", "a", "cat", "capital", "France", "guide", "step", "image"]
@@ -83,8 +82,7 @@ def measure_reference(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=50)
-    parser.add_argument("--preset", choices=["tiny", "small", "7b"], default="small")
-    parser.add_argument("--checkpoint", help="use this checkpoint instead of building one")
+    add_checkpoint_options(parser)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -95,18 +93,12 @@ def main() -> None:
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     dtype_name = args.dtype if args.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32")
     with tempfile.TemporaryDirectory() as tmp:
-        if args.checkpoint:
-            path = Path(args.checkpoint)
-        else:
-            start = time.perf_counter()
-            path = build_tiny_checkpoint(
-                Path(tmp) / "ckpt",
-                preset=SEVEN_B if args.preset == "7b" else args.preset,
-                dtype=dtype_name,
-                real_tokenizer=True,
+        start = time.perf_counter()
+        path = checkpoint_path(args, tmp, dtype=dtype_name)
+        if not args.checkpoint:
+            print(
+                f"built {args.preset} checkpoint (real tokenizer and vocabulary) in {time.perf_counter() - start:.1f}s"
             )
-            elapsed = time.perf_counter() - start
-            print(f"built {args.preset} checkpoint (real tokenizer, vocab {REAL_VOCAB_SIZE}) in {elapsed:.1f}s")
         query, docs = workload(args.modality, args.docs)
 
         t_ref, ref_scores, ref_mem = measure_reference(path, device, dtype_name, query, docs, args.repeat)

@@ -33,13 +33,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from presets import NO_CROSS_CALL_CACHES, SEVEN_B
+from presets import NO_CROSS_CALL_CACHES, add_checkpoint_options, checkpoint_path
 from workloads import WORDS, image_documents_workload, image_query_workload
 
 from lychee_integrations.engine import LycheeReranker
 from lychee_integrations.engine.pairs import EncodedPair
 from lychee_integrations.engine.prefix import group_by_prefix
-from lychee_integrations.tiny import REAL_VOCAB_SIZE, build_tiny_checkpoint
 
 logger = logging.getLogger("bench_gpu")
 
@@ -112,8 +111,7 @@ def run_case(engine: LycheeReranker, name: str, case: tuple[Any, list[Any], str]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=["tiny", "small", "7b"], default="7b")
-    parser.add_argument("--checkpoint", help="use this checkpoint instead of building one")
+    add_checkpoint_options(parser, default="7b")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--docs", type=int, default=0, help="N docs per workload (2N text); 0: 50/100, 20, 24")
     parser.add_argument("--repeat", type=int, default=2)
@@ -136,16 +134,7 @@ def main() -> None:
     small = args.docs or None
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(args.checkpoint) if args.checkpoint else None
-        if path is None:
-            vocab = REAL_VOCAB_SIZE if args.preset == "7b" else None
-            path = build_tiny_checkpoint(
-                Path(tmp) / "ckpt",
-                preset=SEVEN_B if args.preset == "7b" else args.preset,
-                vocab_size=vocab,
-                dtype=dtype,
-                real_tokenizer=True,
-            )
+        path = checkpoint_path(args, tmp, dtype=dtype)
         for mode in modes:
             label = "+".join(str(v) for v in mode.values())
             try:

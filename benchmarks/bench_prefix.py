@@ -27,13 +27,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from presets import NO_CROSS_CALL_CACHES
+from presets import NO_CROSS_CALL_CACHES, add_checkpoint_options, checkpoint_path
 from recipe_reference import RecipeReference
 from timing import best_interleaved
 from workloads import image_query_workload, text_kb_workload
 
 from lychee_integrations.engine import LycheeReranker
-from lychee_integrations.tiny import build_tiny_checkpoint
 
 WORKLOADS: dict[str, Callable[[], tuple[Any, list[Any], str]]] = {
     "image": lambda: image_query_workload(24, 448),
@@ -53,18 +52,19 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--skip-reference", action="store_true", help="skip the slow one-pair reference")
+    add_checkpoint_options(parser, presets=("tiny", "small"))
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     names = list(WORKLOADS) if args.workload == "all" else [args.workload]
     with tempfile.TemporaryDirectory() as tmp:
-        path = build_tiny_checkpoint(Path(tmp) / "small", preset="small", real_tokenizer=True)
+        path = checkpoint_path(args, tmp)
         on = LycheeReranker(model=str(path), device="cpu", dtype="float32", **NO_CROSS_CALL_CACHES).load()
         off = LycheeReranker(
             model=str(path), device="cpu", dtype="float32", prefix_reuse=False, **NO_CROSS_CALL_CACHES
         ).load()
         reference = None if args.skip_reference else RecipeReference(path)
-        print(f"small preset (8 layers of 512), fp32, CPU, {torch.get_num_threads()} torch threads")
+        print(f"checkpoint {args.checkpoint or args.preset}, fp32, CPU, {torch.get_num_threads()} torch threads")
         for name in names:
             query, docs, instruction = WORKLOADS[name]()
             n = len(docs)

@@ -34,20 +34,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from presets import NO_CROSS_CALL_CACHES
+from presets import NO_CROSS_CALL_CACHES, add_checkpoint_options, checkpoint_path
 from timing import best_interleaved
 from workloads import image_documents_workload
 
 from lychee_integrations.engine import LycheeReranker
-from lychee_integrations.tiny import build_tiny_checkpoint
 
 logger = logging.getLogger("bench_preprocess")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=["tiny", "small", "7b"], default="small")
-    parser.add_argument("--checkpoint", help="use this checkpoint instead of building one")
+    add_checkpoint_options(parser)
     parser.add_argument("--docs", type=int, default=50)
     parser.add_argument("--size", type=int, default=672, help="image side in pixels")
     parser.add_argument("--repeat", type=int, default=2)
@@ -57,11 +55,7 @@ def main() -> None:
     dtype = "bfloat16" if device == "cuda" else "float32"
     query, documents, instruction = image_documents_workload(args.docs, args.size)
     with tempfile.TemporaryDirectory() as tmp:
-        path = (
-            Path(args.checkpoint)
-            if args.checkpoint
-            else build_tiny_checkpoint(Path(tmp) / "ckpt", preset=args.preset, real_tokenizer=True)
-        )
+        path = checkpoint_path(args, tmp)
         engine = LycheeReranker(model=str(path), device=device, dtype=dtype, **NO_CROSS_CALL_CACHES).load()
         runtime = engine._get_runtime()
         pool = runtime._patch_pool

@@ -28,13 +28,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from presets import NO_CROSS_CALL_CACHES, NO_CROSS_CALL_CACHES_FLAGS  # noqa: E402
+from presets import NO_CROSS_CALL_CACHES, NO_CROSS_CALL_CACHES_FLAGS, add_checkpoint_options, checkpoint_path  # noqa: E402
 from service_helpers import cli_server, free_port  # noqa: E402
 from timing import best_interleaved  # noqa: E402
 from workloads import image_documents_workload, text_kb_workload  # noqa: E402
 
 from lychee_integrations import LycheeReranker, RemoteReranker  # noqa: E402
-from lychee_integrations.tiny import build_tiny_checkpoint  # noqa: E402
 
 
 def largest_difference(a: list[float], b: list[float]) -> float:
@@ -51,7 +50,7 @@ def report(name: str, local_rate: float, remote_rate: float, diff: float) -> Non
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", help="use this checkpoint instead of building the small preset")
+    add_checkpoint_options(parser, presets=("small",))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--repeat", type=int, default=2)
@@ -65,11 +64,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = (
-            Path(args.checkpoint)
-            if args.checkpoint
-            else build_tiny_checkpoint(Path(tmp) / "small", preset="small", real_tokenizer=True)
-        )
+        path = checkpoint_path(args, tmp)
         engine = LycheeReranker(model=str(path), device=args.device, dtype=args.dtype, **NO_CROSS_CALL_CACHES)
         port = free_port()
         serve = ["serve", "--model", str(path), "--port", str(port), "--device", args.device, "--dtype", args.dtype]

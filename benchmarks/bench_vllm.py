@@ -43,7 +43,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from presets import NO_CROSS_CALL_CACHES
+from presets import NO_CROSS_CALL_CACHES, add_checkpoint_options, checkpoint_path
 from workloads import KB_INSTRUCTION, WORDS, image_query_workload
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
@@ -185,8 +185,7 @@ def _largest_difference(a: list[list[float]], b: list[list[float]]) -> float:
 def main() -> None:
     """Alternate the backends' processes over ``--rounds`` rounds; print and write the comparison."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="small", help="build_tiny_checkpoint preset (small: 8 layers of 512)")
-    parser.add_argument("--checkpoint", help="use this checkpoint instead of building one")
+    add_checkpoint_options(parser)
     parser.add_argument("--dtype", default="auto", help="auto: bfloat16 on a GPU, float32 on a CPU")
     parser.add_argument("--rounds", type=int, default=2, help="rounds; each runs every backend once, in turn")
     parser.add_argument("--calls", type=int, default=2, help="timed calls per workload per round (each its own query)")
@@ -216,15 +215,9 @@ def main() -> None:
         worker(args)
         return
     args.docs = {key: int(value) for key, value in (item.split("=", 1) for item in args.docs)}
-    from lychee_integrations.tiny import build_tiny_checkpoint
-
     rounds: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = (
-            Path(args.checkpoint)
-            if args.checkpoint
-            else build_tiny_checkpoint(Path(tmp) / "ckpt", preset=args.preset, real_tokenizer=True)
-        )
+        checkpoint = checkpoint_path(args, tmp)
         print(f"checkpoint {checkpoint} (preset {args.preset}), dtype {args.dtype}, {os.cpu_count()} CPUs", flush=True)
         for r in range(args.rounds):
             results: dict[str, Any] = {}

@@ -1,6 +1,10 @@
-"""Architecture presets of the benchmarks beyond the package's own (`lychee_integrations.tiny.PRESETS`)."""
+"""The benchmarks' checkpoints: presets beyond the package's own (`lychee_integrations.tiny.PRESETS`), options."""
 
+import argparse
+from pathlib import Path
 from typing import Any
+
+from lychee_integrations.tiny import build_tiny_checkpoint
 
 #: The real Qwen2.5-VL-7B shapes (random weights, 8.3B parameters): for GPU benchmarks.
 SEVEN_B: dict[str, Any] = {
@@ -33,3 +37,21 @@ NO_CROSS_CALL_CACHES_FLAGS: list[str] = [
     "--score-cache-entries",
     "0",
 ]
+
+
+def add_checkpoint_options(
+    parser: argparse.ArgumentParser, presets: tuple[str, ...] = ("tiny", "small", "7b"), default: str = "small"
+) -> None:
+    """``--preset`` (what to build: ``small`` is 8 layers of 512) and ``--checkpoint`` (a directory to use instead)."""
+    parser.add_argument(
+        "--preset", choices=presets, default=default, help="the checkpoint to build (small: 8 layers of 512)"
+    )
+    parser.add_argument("--checkpoint", help="use this checkpoint instead of building the preset")
+
+
+def checkpoint_path(args: argparse.Namespace, tmp: str | Path, **options: Any) -> Path:
+    """``--checkpoint``, else ``--preset`` built under ``tmp`` with the real Qwen tokenizer and vocabulary."""
+    if args.checkpoint:
+        return Path(args.checkpoint)
+    preset = SEVEN_B if args.preset == "7b" else args.preset
+    return build_tiny_checkpoint(Path(tmp) / "ckpt", preset=preset, real_tokenizer=True, **options)

@@ -39,12 +39,8 @@ class WireInput:
 class WireAnswer:
     """What a 200 answer to a rerank request says.
 
-    Attributes:
-        scores: One score per document of the request, in its order.
-        model: The model the server names, if it does.
-        tokens: The prompt tokens it reports (``usage.total_tokens``), if it does.
-        instruction: The instruction it says it applied, if it does.
-
+    ``scores``: one per document, in the request's order; ``model``, ``tokens`` (the prompt tokens,
+    ``usage.total_tokens``) and ``instruction`` (the one applied): where the server names them, else ``None``.
     """
 
     scores: list[float]

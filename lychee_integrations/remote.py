@@ -78,11 +78,7 @@ class _ChunkInputErrors(Exception):
 
 
 class _ChunkTooLong(Exception):
-    """The server refused a request because one of its pairs is over its context length."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+    """The server refused a request because one of its pairs is over its context length (the message: its detail)."""
 
 
 def _halves(start: int, end: int, detail: str) -> tuple[_Span, _Span]:
@@ -459,7 +455,7 @@ class RemoteReranker(Scorer):
         try:
             return self._answer(response, span)
         except _ChunkTooLong as exc:  # find the documents that are too long, halving the range
-            return _halves(*span, exc.detail)
+            return _halves(*span, str(exc))
 
     def _read_info(self, response: httpx.Response) -> ServerInfo:
         if response.status_code in (401, 403):

@@ -132,13 +132,7 @@ class ImagePolicy:
         return RGB_BYTES_PER_PIXEL * self.max_image_pixels
 
     @classmethod
-    def strict(
-        cls,
-        *,
-        allow_remote: bool = False,
-        local_root: str | Path | None = None,
-        **limits: Any,
-    ) -> ImagePolicy:
+    def strict(cls, *, allow_remote: bool = False, local_root: str | Path | None = None, **limits: Any) -> ImagePolicy:
         """Build a policy for network-facing services.
 
         Remote URLs only when ``allow_remote`` and never to private addresses; local
@@ -214,9 +208,6 @@ def _open(data: bytes, policy: ImagePolicy, item: str, index: int | None) -> Ope
         raise _fail(item, index, "image data is empty")
     try:
         img = Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS))
-        _check_size(*img.size, policy, item, index)
-    except ImageLoadError:
-        raise
     except Image.DecompressionBombError as exc:
         raise _fail(item, index, f"image refused as a decompression bomb: {exc}") from exc
     except UnidentifiedImageError as exc:
@@ -227,6 +218,7 @@ def _open(data: bytes, policy: ImagePolicy, item: str, index: int | None) -> Ope
         raise _fail(item, index, "data is not a readable image (unknown or corrupt format)") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise _fail(item, index, f"image is corrupt or truncated: {exc}") from exc
+    _check_size(*img.size, policy, item, index)
     return OpenedImage(img)
 
 

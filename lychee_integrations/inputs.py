@@ -111,9 +111,7 @@ def _from_mapping(obj: Mapping[str, Any], item: str, index: int | None) -> Reran
         raise InvalidInputError(item, "video inputs are not supported yet; send frames as 'images'", index=index)
     if unknown:
         raise InvalidInputError(
-            item,
-            f"unknown key(s) {', '.join(map(repr, unknown))}; use 'text', 'image' or 'images'",
-            index=index,
+            item, f"unknown key(s) {', '.join(map(repr, unknown))}; use 'text', 'image' or 'images'", index=index
         )
     if "image" in obj and "images" in obj:
         raise InvalidInputError(item, "give either 'image' or 'images', not both", index=index)

@@ -1,23 +1,16 @@
 """Retries, backoff and replica choice for RemoteReranker: one policy for its sync and async calls.
 
-The retry loop is tenacity's (:class:`tenacity.Retrying`, :class:`tenacity.AsyncRetrying`);
-what is the client's own is the policy an :class:`Exchange` gives it:
-
-* which replica each try goes to (round robin over :class:`Replicas`, skipping replicas that
-  refused a connection or asked to wait while another is ready);
-* which outcomes are tried again (a connection failure, a 429 or a 503; never another
-  status, nor a timeout while waiting for an answer);
-* how long to wait (the server's ``Retry-After``, else exponential backoff with jitter);
-* when to give up: after ``max_retries`` further rounds over the replicas, or when the next
-  try could not start before the exchange's deadline (``timeout`` seconds from its start,
-  retries and waits included), raising the last failure as the package's error;
-* the deadline itself, across connecting, sending, the answer's headers and its body: httpx's
-  timeouts bound each read, not the exchange, so a server that trickles its answer a byte at
-  a time would never trip them. :func:`send` reads the answer as a stream and stops at the
-  deadline; :meth:`Exchange.run` runs a sync try on a worker thread and stops waiting for it
-  at the deadline (shutting its connection); :meth:`Exchange.arun` cancels an async try.
-
-The sync and async clients differ only in the transport call each try makes.
+The retry loop is tenacity's; an :class:`Exchange` gives it the policy: the replica each try goes
+to (:class:`Replicas`, skipping one that rests while another is ready), which outcomes are tried
+again (a connection failure, a 429 or a 503; never another status, nor a timeout while waiting for
+an answer), how long to wait (``Retry-After``, else exponential backoff with jitter), when to give
+up (after ``max_retries`` further rounds over the replicas, or when the next try could not start
+before the deadline, raising the last failure as the package's error), and the deadline itself:
+``timeout`` seconds across connecting, sending, the headers and the body. httpx's timeouts bound
+each read, not the exchange, so a server that trickles its answer a byte at a time would never
+trip them: :func:`send` reads the answer as a stream and stops at the deadline;
+:meth:`Exchange.run` stops waiting for a sync try's worker thread (shutting its connection);
+:meth:`Exchange.arun` cancels an async try.
 """
 
 from __future__ import annotations
@@ -134,15 +127,13 @@ class Exchange:
     backoff: float
     path: str
     detail: Callable[[httpx.Response], str]
-    _deadline: float = field(init=False)
+    deadline: float = field(init=False)  # when the exchange must end (time.monotonic())
     _index: int | None = field(init=False, default=None)
     _tried: set[int] = field(init=False, default_factory=set)
     _rounds: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
-        self._deadline = time.monotonic() + self.timeout
-
-    # ------------------------------------------------------------------ tenacity
+        self.deadline = time.monotonic() + self.timeout
 
     def _options(self) -> dict[str, Any]:
         import tenacity
@@ -186,18 +177,11 @@ class Exchange:
         tenacity (>= 8.3) runs ``wait`` before ``stop``: ``upcoming_sleep`` is the wait
         :meth:`_wait` just chose, and the round count is up to date.
         """
-        late = time.monotonic() + state.upcoming_sleep > self._deadline - _MIN_TRY
+        late = time.monotonic() + state.upcoming_sleep > self.deadline - _MIN_TRY
         return self._rounds > self.max_retries or late
 
     def _backoff(self) -> float:
         return float(self.backoff * 2**self._rounds * (1 + random.random() / 4))
-
-    # ------------------------------------------------------------------ the deadline
-
-    @property
-    def deadline(self) -> float:
-        """When the exchange must end (``time.monotonic()`` seconds)."""
-        return self._deadline
 
     def _late(self, url: str, why: str) -> ServerTimeoutError:
         return ServerTimeoutError(
@@ -231,7 +215,7 @@ class Exchange:
                 done.set()
 
         threading.Thread(target=work, name="lychee-remote-try", daemon=True).start()
-        if not done.wait(max(0.0, self._deadline - time.monotonic()) + _GRACE):
+        if not done.wait(max(0.0, self.deadline - time.monotonic()) + _GRACE):
             for response in responses:
                 _shut(response)
             raise self._late(url, "the deadline passed while the answer was still coming")
@@ -248,11 +232,9 @@ class Exchange:
 
         """
         try:
-            return await asyncio.wait_for(one_try, max(0.0, self._deadline - time.monotonic()) + _GRACE)
+            return await asyncio.wait_for(one_try, max(0.0, self.deadline - time.monotonic()) + _GRACE)
         except asyncio.TimeoutError:
             raise self._late(url, "the deadline passed while the answer was still coming") from None
-
-    # ------------------------------------------------------------------ one try
 
     @contextlib.contextmanager
     def attempt(self) -> Iterator[tuple[str, float]]:
@@ -268,7 +250,7 @@ class Exchange:
         if self._index is None:
             self._index, _ = self.replicas.pick(self._tried)
         url = self.replicas.urls[self._index] + self.path
-        left = self._deadline - time.monotonic()
+        left = self.deadline - time.monotonic()
         try:
             yield url, max(_MIN_TRY, min(self.timeout, left))
         except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout) as exc:
@@ -294,12 +276,8 @@ class Exchange:
             detail = self.detail(response)
             said = f"HTTP {status}: {detail}" if detail else f"HTTP {status}"
             note = f"; it asks to retry after {asked:g} s" if asked is not None else ""
-            error = ServerUnavailableError(
-                f"the reranker server at {url} is busy or not ready ({said}){note}",
-                url=url,
-                status=status,
-            )
-            raise Retry(error, asked)
+            message = f"the reranker server at {url} is busy or not ready ({said}){note}"
+            raise Retry(ServerUnavailableError(message, url=url, status=status), asked)
         if self._index is not None:
             self.replicas.ok(self._index)
         return response
@@ -310,9 +288,6 @@ def _give_up(state: tenacity.RetryCallState) -> NoReturn:
     failure = state.outcome.exception() if state.outcome is not None else None
     assert isinstance(failure, Retry)
     raise failure.error
-
-
-# ---------------------------------------------------------------------- reading an answer by a deadline
 
 
 def _shut(response: httpx.Response) -> None:

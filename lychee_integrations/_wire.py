@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from lychee_integrations.errors import InvalidDocumentsError, InvalidInputError
 from lychee_integrations.images import ImagePolicy, load_image
@@ -39,12 +39,8 @@ class WireInput:
 class WireAnswer:
     """What a 200 answer to a rerank request says.
 
-    Attributes:
-        scores: One score per document of the request, in its order.
-        model: The model the server names, if it does.
-        tokens: The prompt tokens it reports (``usage.total_tokens``), if it does.
-        instruction: The instruction it says it applied, if it does.
-
+    ``scores``: one per document, in the request's order; ``model``, ``tokens`` (the prompt tokens,
+    ``usage.total_tokens``) and ``instruction`` (the one applied): where the server names them, else ``None``.
     """
 
     scores: list[float]
@@ -149,9 +145,7 @@ def input_errors(detail: str, problems: Sequence[str] | None, offset: int) -> li
     """The typed errors a 400 answer describes, or ``None`` when it is not about the inputs."""
     lines = list(problems) if problems else [detail]
     errors = [input_error(line, offset) for line in lines]
-    if any(e is None for e in errors):
-        return None
-    return [e for e in errors if e is not None]
+    return None if None in errors else [e for e in errors if e is not None]
 
 
 def raise_input_errors(errors: list[InvalidInputError], total: int) -> None:
@@ -211,15 +205,13 @@ class LycheeFormat:
     name = "lychee"
     rerank_path = "/v1/rerank"
     info_path = "/health"
+    _input = staticmethod(_lychee_input)
+    _extra: ClassVar[dict[str, Any]] = {"return_documents": False}
 
     def build(
         self, query: WireInput, documents: Sequence[WireInput], instruction: str | None, model: str | None
     ) -> Any:
-        body: dict[str, Any] = {
-            "query": _lychee_input(query),
-            "documents": [_lychee_input(d) for d in documents],
-            "return_documents": False,
-        }
+        body = {"query": self._input(query), "documents": [self._input(d) for d in documents], **self._extra}
         if model is not None:
             body["model"] = model
         if instruction is not None:
@@ -300,16 +292,8 @@ class VLLMFormat(LycheeFormat):
 
     name = "vllm"
     info_path = "/v1/models"
-
-    def build(
-        self, query: WireInput, documents: Sequence[WireInput], instruction: str | None, model: str | None
-    ) -> Any:
-        body: dict[str, Any] = {"query": _vllm_input(query), "documents": [_vllm_input(d) for d in documents]}
-        if model is not None:
-            body["model"] = model
-        if instruction is not None:
-            body["instruction"] = instruction
-        return body
+    _input = staticmethod(_vllm_input)
+    _extra: ClassVar[dict[str, Any]] = {}
 
     def parse_info(self, body: Any) -> ServerInfo:
         data = body.get("data") if isinstance(body, dict) else None

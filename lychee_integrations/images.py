@@ -1,17 +1,9 @@
 """The one image loader: every image the package reads goes through :func:`load_image`.
 
 It reads PIL images, encoded bytes, local paths, ``file://`` and ``http(s)`` URLs,
-``data:`` URIs and bare base64 strings, and applies an :class:`ImagePolicy`: whether
-remote URLs and local files may be read, a root directory that local paths must stay
-inside, a deadline and a byte limit for downloads, refusal of loopback and private
-addresses (also when embedded in an IPv6 address), an allowlist of image formats, a
-pixel limit that stops decompression bombs before any pixel is decoded, and the budgets of
-one request (images per item, images per request, decoded pixels over all its images).
-
-Reading is two steps, so that a request's budgets hold before any pixel is decoded:
-:func:`open_image` reads the image's header (fetching or reading its bytes first), and
-:func:`decode_image` decodes it, shrinking it as soon as it is decoded. :func:`load_image`
-does both.
+``data:`` URIs and bare base64 strings, under an :class:`ImagePolicy` (what may be read,
+and how much). Reading is two steps, so that a request's budgets hold before any pixel
+is decoded: :func:`open_image` reads the header, :func:`decode_image` decodes and shrinks.
 """
 
 from __future__ import annotations
@@ -140,13 +132,7 @@ class ImagePolicy:
         return RGB_BYTES_PER_PIXEL * self.max_image_pixels
 
     @classmethod
-    def strict(
-        cls,
-        *,
-        allow_remote: bool = False,
-        local_root: str | Path | None = None,
-        **limits: Any,
-    ) -> ImagePolicy:
+    def strict(cls, *, allow_remote: bool = False, local_root: str | Path | None = None, **limits: Any) -> ImagePolicy:
         """Build a policy for network-facing services.
 
         Remote URLs only when ``allow_remote`` and never to private addresses; local
@@ -222,9 +208,6 @@ def _open(data: bytes, policy: ImagePolicy, item: str, index: int | None) -> Ope
         raise _fail(item, index, "image data is empty")
     try:
         img = Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS))
-        _check_size(*img.size, policy, item, index)
-    except ImageLoadError:
-        raise
     except Image.DecompressionBombError as exc:
         raise _fail(item, index, f"image refused as a decompression bomb: {exc}") from exc
     except UnidentifiedImageError as exc:
@@ -235,6 +218,7 @@ def _open(data: bytes, policy: ImagePolicy, item: str, index: int | None) -> Ope
         raise _fail(item, index, "data is not a readable image (unknown or corrupt format)") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise _fail(item, index, f"image is corrupt or truncated: {exc}") from exc
+    _check_size(*img.size, policy, item, index)
     return OpenedImage(img)
 
 
@@ -278,9 +262,8 @@ def decode_image(
 
 def decoded_size(opened: OpenedImage, policy: ImagePolicy) -> tuple[int, int]:
     """Return the ``(width, height)`` :func:`decode_image` gives ``opened`` under ``policy``, from its header."""
-    if policy.downscale_pixels is None:
-        return opened.image.size
-    return _fitted(opened.image.size, policy.downscale_pixels)
+    size = opened.image.size
+    return size if policy.downscale_pixels is None else _fitted(size, policy.downscale_pixels)
 
 
 def _fitted(size: tuple[int, int], pixels: int) -> tuple[int, int]:
@@ -528,14 +511,8 @@ def _opener(policy: ImagePolicy, deadline: _Deadline) -> urllib.request.OpenerDi
             return super().redirect_request(req, fp, code, msg, headers, newurl)
 
     opener = urllib.request.OpenerDirector()
-    handlers = (
-        _HTTPHandler(),
-        _HTTPSHandler(),
-        _Redirects(),
-        urllib.request.HTTPDefaultErrorHandler(),
-        urllib.request.HTTPErrorProcessor(),
-    )
-    for handler in handlers:
+    errors = (urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPErrorProcessor())
+    for handler in (_HTTPHandler(), _HTTPSHandler(), _Redirects(), *errors):
         opener.add_handler(handler)
     return opener
 

@@ -76,10 +76,8 @@ class RerankInput:
 def _is_image_object(obj: object) -> bool:
     if isinstance(obj, (bytes, bytearray, os.PathLike)):
         return True
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - pillow is a core dependency
-        return False
+    from PIL import Image
+
     return isinstance(obj, Image.Image)
 
 
@@ -113,9 +111,7 @@ def _from_mapping(obj: Mapping[str, Any], item: str, index: int | None) -> Reran
         raise InvalidInputError(item, "video inputs are not supported yet; send frames as 'images'", index=index)
     if unknown:
         raise InvalidInputError(
-            item,
-            f"unknown key(s) {', '.join(map(repr, unknown))}; use 'text', 'image' or 'images'",
-            index=index,
+            item, f"unknown key(s) {', '.join(map(repr, unknown))}; use 'text', 'image' or 'images'", index=index
         )
     if "image" in obj and "images" in obj:
         raise InvalidInputError(item, "give either 'image' or 'images', not both", index=index)
@@ -217,15 +213,9 @@ def map_documents(
             outcomes = list(pool.map(attempt, range(len(documents))))
     else:
         outcomes = [attempt(index) for index in range(len(documents))]
-    converted: list[T] = []
-    errors: list[InvalidInputError] = []
-    for outcome in outcomes:
-        if isinstance(outcome, InvalidInputError):
-            errors.append(outcome)
-        else:
-            converted.append(outcome)
+    errors = [outcome for outcome in outcomes if isinstance(outcome, InvalidInputError)]
     if len(errors) == 1:
         raise errors[0]
     if errors:
         raise InvalidDocumentsError(errors, len(documents))
-    return converted
+    return [outcome for outcome in outcomes if not isinstance(outcome, InvalidInputError)]

@@ -1,11 +1,8 @@
 """RemoteReranker: the Scorer protocol over HTTP, against ``lychee serve`` (or a server of the same shape).
 
 Many application processes (web workers, task queues, notebooks) can share one GPU reranker:
-each holds a :class:`RemoteReranker` instead of a model. It takes the same inputs as the
-in-process engine, checks them and reads local images on the client, sends images as base64
-data URIs, splits calls larger than the server's document cap into concurrent requests,
-retries connection failures and busy answers (429, 503) with backoff, and turns the server's
-errors into the package's typed errors.
+each holds a :class:`RemoteReranker` instead of a model, and gets the server's errors as the
+package's typed errors.
 
 Example:
     >>> from lychee_integrations import RemoteReranker
@@ -18,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -80,11 +78,7 @@ class _ChunkInputErrors(Exception):
 
 
 class _ChunkTooLong(Exception):
-    """The server refused a request because one of its pairs is over its context length."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+    """The server refused a request because one of its pairs is over its context length (the message: its detail)."""
 
 
 def _halves(start: int, end: int, detail: str) -> tuple[_Span, _Span]:
@@ -137,13 +131,10 @@ def _normalise_urls(base_url: str | Sequence[str]) -> list[str]:
     urls = [base_url] if isinstance(base_url, str) else list(base_url)
     if not urls:
         raise ConfigurationError("base_url must be a URL or a non-empty list of URLs")
-    out = []
     for url in urls:
         if not isinstance(url, str) or not url.strip().lower().startswith(("http://", "https://")):
             raise ConfigurationError(f"base_url {url!r} must start with http:// or https://")
-        url = url.strip().rstrip("/")
-        out.append(url.removesuffix("/v1"))
-    return out
+    return [url.strip().rstrip("/").removesuffix("/v1") for url in urls]
 
 
 def _api_key(given: str | None) -> str | None:
@@ -335,8 +326,6 @@ class RemoteReranker(Scorer):
         info = self._server_info()
         return info.model or self._replicas.urls[0]
 
-    # ------------------------------------------------------------------ clients
-
     def _httpx_options(self) -> dict[str, Any]:
         import httpx
 
@@ -389,8 +378,6 @@ class RemoteReranker(Scorer):
         key = ", api_key=***" if self._has_key else ""
         return f"RemoteReranker({where!r}{key}, protocol={self.protocol!r}, timeout={self.timeout:g})"
 
-    # ------------------------------------------------------------------ inputs
-
     def _prepare(self, request: ScoreRequest) -> _Call:
         policy, fetch = self.image_policy, self.fetch_image_urls
         wire_query = to_wire(request.query, policy, item="query", index=None, fetch_urls=fetch)
@@ -418,8 +405,6 @@ class RemoteReranker(Scorer):
             size += cost
         ranges.append((start, len(call.documents)))
         return ranges
-
-    # ------------------------------------------------------------------ answers
 
     def _detail(self, response: httpx.Response) -> tuple[str, list[str] | None]:
         try:
@@ -470,17 +455,15 @@ class RemoteReranker(Scorer):
         try:
             return self._answer(response, span)
         except _ChunkTooLong as exc:  # find the documents that are too long, halving the range
-            return _halves(*span, exc.detail)
+            return _halves(*span, str(exc))
 
     def _read_info(self, response: httpx.Response) -> ServerInfo:
         if response.status_code in (401, 403):
             self._answer(response, (0, 0))
-        if response.status_code != 200:
-            return ServerInfo(None, None, None)
-        try:
-            return self._format.parse_info(response.json())
-        except ValueError:
-            return ServerInfo(None, None, None)
+        if response.status_code == 200:
+            with contextlib.suppress(ValueError):
+                return self._format.parse_info(response.json())
+        return ServerInfo(None, None, None)
 
     def _merge(self, call: _Call, ranges: list[_Span], outcomes: Sequence[Any]) -> Scored:
         try:
@@ -500,9 +483,8 @@ class RemoteReranker(Scorer):
             self._replicas, self.timeout, self.max_retries, self.backoff, path, lambda r: self._detail(r)[0]
         )
 
-    # ------------------------------------------------------------------ transports: sync, async
-    # Everything above is shared; each pair below differs only in how a request is sent and
-    # how the requests of one call run together (a thread pool, or asyncio.gather).
+    # Everything above is shared by the sync and async transports; each pair below differs only in how
+    # a request is sent and how the requests of one call run together (a thread pool, or asyncio.gather).
 
     def _exchange(self, method: str, path: str, body: Any = None) -> httpx.Response:
         exchange, client = self._new_exchange(path), self._sync_client()

@@ -26,19 +26,12 @@ _NOT_BOTH_TASK_AND_INSTRUCTION = {
 }
 
 
-def _string_branch(prop: dict[str, Any]) -> dict[str, Any]:
-    """Return the ``{"type": "string"}`` branch of a property (or the property itself)."""
+def _branch(prop: dict[str, Any], kind: str) -> dict[str, Any]:
+    """Return the ``{"type": kind}`` branch of a property (or the property itself)."""
     for branch in prop.get("anyOf", [prop]):
-        if branch.get("type") == "string":
-            return dict(branch)
-    raise KeyError("no string branch")
-
-
-def _array_branch(prop: dict[str, Any]) -> dict[str, Any]:
-    for branch in prop.get("anyOf", [prop]):
-        if branch.get("type") == "array":
+        if branch.get("type") == kind:
             return cast("dict[str, Any]", branch)
-    raise KeyError("no array branch")
+    raise KeyError(f"no {kind} branch")
 
 
 def _refine_input_item(schema: dict[str, Any], max_images: int | None) -> None:
@@ -49,7 +42,7 @@ def _refine_input_item(schema: dict[str, Any], max_images: int | None) -> None:
         {"required": ["images"], "properties": {"images": {"type": "array", "minItems": 1}}},
     ]
     if max_images is not None:
-        _array_branch(schema["properties"]["images"])["maxItems"] = max_images
+        _branch(schema["properties"]["images"], "array")["maxItems"] = max_images
     schema["not"] = {
         "required": ["image", "images"],
         "properties": {"image": {"type": "string"}, "images": {"type": "array"}},
@@ -72,7 +65,7 @@ def _refine_content_part(schema: dict[str, Any]) -> None:
 def _refine_instruction(request: dict[str, Any]) -> None:
     props = request["properties"]
     props["instruction"]["anyOf"] = [_TEXT, _NULL]
-    task = _string_branch(props["task"])
+    task = dict(_branch(props["task"], "string"))
     task["enum"] = [t.name for t in list_templates()]
     props["task"]["anyOf"] = [task, _NULL]
     request["allOf"] = [*request.get("allOf", []), _NOT_BOTH_TASK_AND_INSTRUCTION]
@@ -123,7 +116,7 @@ def _refine_score(request: dict[str, Any], max_documents: int) -> None:
     props = request["properties"]
     for name in ("text_1", "text_2"):
         _text_strings(props[name])
-        items = _array_branch(props[name])
+        items = _branch(props[name], "array")
         items["maxItems"] = max_documents
         _text_strings(items["items"])
     request["allOf"] = [*request.get("allOf", []), _same_lengths(max_documents)]
@@ -165,7 +158,7 @@ def refine_openapi(
         _refine_instruction(request)
         props = request["properties"]
         _text_strings(props["query"])
-        documents = _array_branch(props["documents"])
+        documents = _branch(props["documents"], "array")
         documents["maxItems"] = max_documents
         _text_strings(documents["items"])
         if "document" in props:

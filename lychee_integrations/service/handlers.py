@@ -70,10 +70,8 @@ def check_text_lengths(call: ScoreRequest, max_text_chars: int | None) -> None:
     """
     if max_text_chars is None:
         return
-    texts: list[tuple[str, int | None, str | None]] = [("instruction", None, call.instruction)]
-    texts.append(("query", None, call.query.text))
-    texts.extend((f"document {i}", i, d.text) for i, d in enumerate(call.documents))
-    for item, index, text in texts:
+    documents = ((f"document {i}", i, d.text) for i, d in enumerate(call.documents))
+    for item, index, text in [("instruction", None, call.instruction), ("query", None, call.query.text), *documents]:
         if text is not None and len(text) > max_text_chars:
             raise LimitExceededError(
                 item, f"text is {len(text)} characters", limit="max_text_chars", value=max_text_chars, index=index
@@ -279,10 +277,6 @@ def _pairs(request: ScoreV1Request, max_parts: int) -> list[tuple[InputLike, Inp
     return list(zip(queries, documents, strict=True))
 
 
-def _query_key(query: InputLike) -> str:
-    return json.dumps(query, sort_keys=True, default=repr)
-
-
 def run_score(
     scorer: Scorer,
     request: ScoreV1Request,
@@ -309,7 +303,7 @@ def run_score(
         raise TooManyDocumentsError(len(pairs), max_documents)
     groups: dict[str, list[int]] = {}
     for i, (query, _) in enumerate(pairs):
-        groups.setdefault(_query_key(query), []).append(i)
+        groups.setdefault(json.dumps(query, sort_keys=True, default=repr), []).append(i)
     scores = [0.0] * len(pairs)
     tokens: int | None = 0
     for indices in groups.values():

@@ -18,13 +18,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = [
-    "HEADER",
-    "SCOPE_KEY",
-    "RequestIdMiddleware",
-    "bound_request_id",
-    "install_log_records",
-]
+__all__ = ["HEADER", "SCOPE_KEY", "RequestIdMiddleware", "bound_request_id", "install_log_records"]
 
 #: The header read and written.
 HEADER = "X-Request-ID"

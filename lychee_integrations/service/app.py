@@ -120,13 +120,10 @@ Images travel as base64 or `data:` URIs; URLs and server-side paths only where t
 """
 
 
-def _is_union_branch(part: object) -> bool:
-    # pydantic names each branch of a union it tried ("str", "InputItem", "list[...]").
-    return isinstance(part, str) and (part[:1].isupper() or "[" in part or part in ("str", "int", "bool", "dict"))
-
-
 def _location(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if not _is_union_branch(p)]
+    # pydantic names each branch of a union it tried ("str", "InputItem", "list[...]"): left out.
+    branch = ("str", "int", "bool", "dict")
+    parts = [str(p) for p in loc if not (isinstance(p, str) and (p[:1].isupper() or "[" in p or p in branch))]
     if parts and parts[0] == "body":
         parts = parts[1:]
     return ".".join(parts) or "body"

@@ -13,14 +13,13 @@ import math
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 from lychee_integrations.errors import ConfigurationError, LimitExceededError, LycheeError
 from lychee_integrations.inputs import InputLike, RerankInput
 from lychee_integrations.results import rank, score_band
 from lychee_integrations.scoring import Scored, Scorer, ScoreRequest, refuse_empty
 from lychee_integrations.service.schemas import (
-    Band,
     CohereApiVersion,
     CohereBilledUnits,
     CohereMeta,
@@ -29,7 +28,6 @@ from lychee_integrations.service.schemas import (
     CompatRerankResponse,
     CompatResult,
     InputItem,
-    Kind,
     MultiModalContent,
     RerankedItem,
     RerankRequest,
@@ -131,6 +129,10 @@ def _usage(tokens: int | None) -> Usage | None:
     return Usage(prompt_tokens=tokens, total_tokens=tokens) if tokens is not None else None
 
 
+def _graded(score: float, document: RerankInput) -> dict[str, Any]:
+    return {"score": score, "band": score_band(score), "type": document.kind}
+
+
 def _native_value(value: str | InputItem) -> InputLike:
     return value if isinstance(value, str) else value.as_input()
 
@@ -156,29 +158,14 @@ def run_native(
     if request.document is not None:
         single = [_native_value(request.document)]
         (document,), scored, instruction = _scored(scorer, query, single, 1, request, max_text_chars)
-        score = scored.scores[0]
-        return ScoreResponse(
-            model=model_name,
-            instruction=instruction,
-            score=score,
-            band=cast(Band, score_band(score)),
-            type=cast(Kind, document.kind),
-        )
+        return ScoreResponse(model=model_name, instruction=instruction, **_graded(scored.scores[0], document))
     raw = [_native_value(d) for d in request.documents or []]
     documents, scored, instruction = _scored(scorer, query, raw, max_documents, request, max_text_chars)
     ranked = rank(scored.scores, request.top_n or None)
     return RerankResponse(
         model=model_name,
         instruction=instruction,
-        results=[
-            RerankedItem(
-                index=r.index,
-                score=r.score,
-                band=cast(Band, score_band(r.score)),
-                type=cast(Kind, documents[r.index].kind),
-            )
-            for r in ranked
-        ],
+        results=[RerankedItem(index=r.index, **_graded(r.score, documents[r.index])) for r in ranked],
     )
 
 

@@ -111,17 +111,6 @@ def _same_lengths(max_documents: int) -> dict[str, Any]:
     }
 
 
-def _refine_score(request: dict[str, Any], max_documents: int) -> None:
-    _refine_instruction(request)
-    props = request["properties"]
-    for name in ("text_1", "text_2"):
-        _text_strings(props[name])
-        items = _branch(props[name], "array")
-        items["maxItems"] = max_documents
-        _text_strings(items["items"])
-    request["allOf"] = [*request.get("allOf", []), _same_lengths(max_documents)]
-
-
 def refine_openapi(
     schema: dict[str, Any],
     *,
@@ -151,20 +140,21 @@ def refine_openapi(
     if "MultiModalContent" in components:
         content = components["MultiModalContent"]["properties"]["content"]
         content["maxItems"] = max_documents  # the server checks it for a content list as an item too
-    for name in ("RerankRequest", "CompatRerankRequest"):
+    for name in ("RerankRequest", "CompatRerankRequest", "ScoreV1Request"):
         request = components.get(name)
         if request is None:
             continue
         _refine_instruction(request)
         props = request["properties"]
-        _text_strings(props["query"])
-        documents = _branch(props["documents"], "array")
-        documents["maxItems"] = max_documents
-        _text_strings(documents["items"])
-        if "document" in props:
-            _text_strings(props["document"])
+        for field in ("query", "document", "text_1", "text_2"):  # an input
+            if field in props:
+                _text_strings(props[field])
+        for field in ("documents", "text_1", "text_2"):  # a list of inputs
+            if field in props:
+                items = _branch(props[field], "array")
+                items["maxItems"] = max_documents
+                _text_strings(items["items"])
+        if name == "ScoreV1Request":
+            request["allOf"] = [*request["allOf"], _same_lengths(max_documents)]
         _refine_truncation(props, max_length)
-    if "ScoreV1Request" in components:
-        _refine_score(components["ScoreV1Request"], max_documents)
-        _refine_truncation(components["ScoreV1Request"]["properties"], max_length)
     return schema

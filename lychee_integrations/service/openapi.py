@@ -27,7 +27,6 @@ _NOT_BOTH_TASK_AND_INSTRUCTION = {
 
 
 def _branch(prop: dict[str, Any], kind: str) -> dict[str, Any]:
-    """Return the ``{"type": kind}`` branch of a property (or the property itself)."""
     for branch in prop.get("anyOf", [prop]):
         if branch.get("type") == kind:
             return cast("dict[str, Any]", branch)
@@ -72,7 +71,6 @@ def _refine_instruction(request: dict[str, Any]) -> None:
 
 
 def _text_strings(prop: dict[str, Any]) -> None:
-    """Give every plain-string branch of ``prop`` (an input) the non-blank pattern."""
     for branch in prop.get("anyOf", []):
         if branch.get("type") == "string":
             branch["pattern"] = _TEXT["pattern"]

@@ -68,7 +68,7 @@ class ServiceSettings:
     served_model_name: str | None = None
 
     def __post_init__(self) -> None:
-        for name in (f.name for f in fields(self) if f.type == "int"):  # the limits, all positive integers
+        for name in (f.name for f in fields(self) if f.type in ("int", int)):  # the limits, all positive integers
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"ServiceSettings.{name} must be a positive integer, got {value!r}")

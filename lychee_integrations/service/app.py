@@ -85,6 +85,7 @@ __all__ = ["create_app"]
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 _INTERNAL_ERROR = "internal error while scoring; the server log has the details"
 
@@ -119,13 +120,10 @@ Images travel as base64 or `data:` URIs; URLs and server-side paths only where t
 """
 
 
-def _is_union_branch(part: object) -> bool:
-    # pydantic names each branch of a union it tried ("str", "InputItem", "list[...]").
-    return isinstance(part, str) and (part[:1].isupper() or "[" in part or part in ("str", "int", "bool", "dict"))
-
-
 def _location(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if not _is_union_branch(p)]
+    # pydantic names each branch of a union it tried ("str", "InputItem", "list[...]"): left out.
+    branch = ("str", "int", "bool", "dict")
+    parts = [str(p) for p in loc if not (isinstance(p, str) and (p[:1].isupper() or "[" in p or p in branch))]
     if parts and parts[0] == "body":
         parts = parts[1:]
     return ".".join(parts) or "body"
@@ -177,11 +175,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         problems = [message for _, message in exc.problems]
         return _error(400, str(exc), problems if len(problems) > 1 else None)
 
-    async def on_configuration(request: Request, exc: Exception) -> JSONResponse:
-        return _error(400, str(exc))
-
-    async def on_over_limit(request: Request, exc: Exception) -> JSONResponse:
-        return _error(413, str(exc))
+    async def on_refused(request: Request, exc: Exception) -> JSONResponse:
+        return _error(400 if isinstance(exc, ConfigurationError) else 413, str(exc))
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
@@ -199,9 +194,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(InvalidInputError, on_invalid_input)
-    app.add_exception_handler(ConfigurationError, on_configuration)
-    app.add_exception_handler(TooManyDocumentsError, on_over_limit)
-    app.add_exception_handler(LimitExceededError, on_over_limit)
+    app.add_exception_handler(ConfigurationError, on_refused)
+    app.add_exception_handler(TooManyDocumentsError, on_refused)
+    app.add_exception_handler(LimitExceededError, on_refused)
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
 
@@ -248,17 +243,6 @@ class _EngineRunner:
             raise HTTPException(500, _INTERNAL_ERROR) from None
 
 
-def _check_policy(reranker: Scorer, settings: ServiceSettings) -> None:
-    policy = getattr(reranker, "image_policy", None)
-    if policy is not None and policy != settings.image_policy():
-        logger.warning(
-            "the reranker's image policy (%s) differs from the service settings (%s); the reranker's applies. "
-            "Build it with service_reranker(settings, ...) to apply the service's limits.",
-            policy,
-            settings.image_policy(),
-        )
-
-
 def create_app(
     reranker: Scorer,
     settings: ServiceSettings | None = None,
@@ -292,7 +276,14 @@ def create_app(
 
     """
     settings = settings or ServiceSettings()
-    _check_policy(reranker, settings)
+    policy = getattr(reranker, "image_policy", None)
+    if policy is not None and policy != settings.image_policy():
+        logger.warning(
+            "the reranker's image policy (%s) differs from the service settings (%s); the reranker's applies. "
+            "Build it with service_reranker(settings, ...) to apply the service's limits.",
+            policy,
+            settings.image_policy(),
+        )
     install_log_records()
     run = _EngineRunner(settings.max_concurrency)
     model_name = settings.served_model_name or default_served_name(reranker.model_name)
@@ -314,11 +305,11 @@ def create_app(
             metrics.stop()
 
     app = FastAPI(title=title, description=_DESCRIPTION, version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
-    policy = AuthPolicy(settings.api_key, open_paths=_OPEN_PATHS, open_prefixes=[DOCS_ASSETS])
+    auth = AuthPolicy(settings.api_key, open_paths=_OPEN_PATHS, open_prefixes=[DOCS_ASSETS])
     # Outermost last: the request id is set first, then the request is counted, then the key
     # is checked (before the body is read), then the body size.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(BearerAuthMiddleware, policy=policy)
+    app.add_middleware(BearerAuthMiddleware, policy=auth)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(AbandonedRequestMiddleware)
     app.add_middleware(RequestIdMiddleware)
@@ -347,19 +338,20 @@ def create_app(
     app.state.model_name = model_name
     app.state.model_state = state
     app.state.metrics = metrics
-    app.state.auth = policy
+    app.state.auth = auth
 
     # The key is checked by BearerAuthMiddleware, before the body is read; this dependency
     # (which never refuses) only declares the scheme in the OpenAPI description.
-    keyed: dict[str, Any] = {}
+    dependencies: list[Any] = []
+    unauthorized: dict[int | str, dict[str, Any]] = {}
     if settings.api_key is not None:
         bearer = HTTPBearer(auto_error=False, description="The server's API key (`lychee serve --api-key`).")
-        keyed = {"dependencies": [Security(bearer)], "responses": _UNAUTHORIZED}
+        dependencies, unauthorized = [Security(bearer)], _UNAUTHORIZED
 
-    def responses(extra: dict[int | str, dict[str, Any]] | None = None) -> dict[int | str, dict[str, Any]]:
-        return {**(extra or {}), **keyed.get("responses", {})}
+    def keyed(method: str, path: str, tag: str, extra: dict[Any, Any] | None = None, **kw: Any) -> Callable[[_F], _F]:
+        responses = {**(extra or {}), **unauthorized}
+        return app.api_route(path, methods=[method], tags=[tag], dependencies=dependencies, responses=responses, **kw)
 
-    dependencies = keyed.get("dependencies", [])
     texts = {"max_text_chars": settings.max_text_chars}
 
     @app.get("/", include_in_schema=False)
@@ -369,17 +361,7 @@ def create_app(
     @app.get("/health", response_model=HealthResponse, tags=["service"])
     async def health() -> HealthResponse:
         """Report that the service is up (liveness), which model it serves and what one request may carry."""
-        limits = ServiceLimits(
-            max_documents=settings.max_documents,
-            max_body_bytes=settings.max_body_bytes,
-            max_image_bytes=settings.max_image_bytes,
-            max_image_pixels=settings.max_image_pixels,
-            max_images_per_item=settings.max_images_per_item,
-            max_images_per_request=settings.max_images_per_request,
-            max_request_pixels=settings.max_request_pixels,
-            max_text_chars=settings.max_text_chars,
-            max_concurrency=settings.max_concurrency,
-        )
+        limits = ServiceLimits(**{name: getattr(settings, name) for name in ServiceLimits.model_fields})
         return HealthResponse(status="ok", model=model_name, limits=limits)
 
     @app.get(
@@ -401,39 +383,21 @@ def create_app(
         content = body.model_dump(exclude_none=True)
         return JSONResponse(content, status_code=200 if current == "ready" else 503, headers=headers)
 
-    @app.get(
-        "/metrics",
-        response_model=None,
-        tags=["service"],
-        dependencies=dependencies,
-        responses=responses(
-            {200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus metrics."}}
-        ),
-    )
+    prometheus = {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus metrics."}
+
+    @keyed("GET", "/metrics", "service", {200: prometheus}, response_model=None)
     async def prometheus_metrics() -> Response:
         """Prometheus metrics, every series prefixed `lychee_` (needs the key when one is set)."""
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get(
-        "/api/templates",
-        response_model=list[TemplateInfo],
-        tags=["service"],
-        dependencies=dependencies,
-        responses=responses(),
-    )
+    @keyed("GET", "/api/templates", "service", response_model=list[TemplateInfo])
     async def templates() -> list[TemplateInfo]:
         """List the instruction templates usable as `task`."""
         return [
             TemplateInfo(name=t.name, instruction=t.instruction, description=t.description) for t in list_templates()
         ]
 
-    @app.post(
-        "/api/rerank",
-        response_model=RerankResponse | ScoreResponse,
-        responses=responses(_ERRORS),
-        tags=["rerank"],
-        dependencies=dependencies,
-    )
+    @keyed("POST", "/api/rerank", "rerank", _ERRORS, response_model=RerankResponse | ScoreResponse)
     async def rerank(body: RerankRequest) -> RerankResponse | ScoreResponse:
         """Rank `documents` against `query` (best first), or score a single `document`."""
         return await run(run_native, reranker, body, settings.max_documents, model_name, **texts)
@@ -445,13 +409,8 @@ def create_app(
         """
         return await run(run_compat, reranker, body, settings.max_documents, model_name, **texts)
 
-    @app.post(
-        "/v1/score",
-        response_model=ScoreV1Response,
-        responses=responses(_ERRORS),
-        tags=["rerank"],
-        summary="Score pairs (vLLM's /v1/score)",
-        dependencies=dependencies,
+    @keyed(
+        "post", "/v1/score", "rerank", _ERRORS, response_model=ScoreV1Response, summary="Score pairs (vLLM's /v1/score)"
     )
     async def score(body: ScoreV1Request) -> ScoreV1Response:
         """Score `text_1` against each `text_2` (or two equal-length lists pairwise), in vLLM's shape.
@@ -460,7 +419,7 @@ def create_app(
         """
         return await run(run_score, reranker, body, settings.max_documents, model_name, **texts)
 
-    @app.get("/v1/models", response_model=ModelList, tags=["service"], dependencies=dependencies, responses=responses())
+    @keyed("GET", "/v1/models", "service", response_model=ModelList)
     async def models() -> ModelList:
         """List the model served, in OpenAI's shape (`id` is the served model name)."""
         return ModelList(data=[ModelCard(id=model_name, created=started)])
@@ -470,12 +429,5 @@ def create_app(
         ("/rerank", "Rerank (vLLM's path)"),
         ("/v2/rerank", "Rerank (Cohere v2's path)"),
     ):
-        app.post(
-            path,
-            response_model=CompatRerankResponse,
-            responses=responses(_ERRORS),
-            tags=["rerank"],
-            summary=summary,
-            dependencies=dependencies,
-        )(compat)
+        keyed("POST", path, "rerank", _ERRORS, response_model=CompatRerankResponse, summary=summary)(compat)
     return app

@@ -9,10 +9,11 @@ which asks for the key on its own login form). A refused request gets 401 with a
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from lychee_integrations.service.middleware import _send_json
 
 __all__ = ["AuthPolicy", "BearerAuthMiddleware", "key_matches"]
 
@@ -92,16 +93,4 @@ class BearerAuthMiddleware:
         if problem is None:
             await self.app(scope, receive, send)
             return
-        body = json.dumps({"detail": problem}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b'Bearer realm="lychee"'),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _send_json(send, 401, problem, (b"www-authenticate", b'Bearer realm="lychee"'))

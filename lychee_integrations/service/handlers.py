@@ -13,14 +13,13 @@ import math
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 from lychee_integrations.errors import ConfigurationError, LimitExceededError, LycheeError
 from lychee_integrations.inputs import InputLike, RerankInput
 from lychee_integrations.results import rank, score_band
 from lychee_integrations.scoring import Scored, Scorer, ScoreRequest, refuse_empty
 from lychee_integrations.service.schemas import (
-    Band,
     CohereApiVersion,
     CohereBilledUnits,
     CohereMeta,
@@ -29,7 +28,6 @@ from lychee_integrations.service.schemas import (
     CompatRerankResponse,
     CompatResult,
     InputItem,
-    Kind,
     MultiModalContent,
     RerankedItem,
     RerankRequest,
@@ -70,10 +68,8 @@ def check_text_lengths(call: ScoreRequest, max_text_chars: int | None) -> None:
     """
     if max_text_chars is None:
         return
-    texts: list[tuple[str, int | None, str | None]] = [("instruction", None, call.instruction)]
-    texts.append(("query", None, call.query.text))
-    texts.extend((f"document {i}", i, d.text) for i, d in enumerate(call.documents))
-    for item, index, text in texts:
+    documents = ((f"document {i}", i, d.text) for i, d in enumerate(call.documents))
+    for item, index, text in [("instruction", None, call.instruction), ("query", None, call.query.text), *documents]:
         if text is not None and len(text) > max_text_chars:
             raise LimitExceededError(
                 item, f"text is {len(text)} characters", limit="max_text_chars", value=max_text_chars, index=index
@@ -133,6 +129,10 @@ def _usage(tokens: int | None) -> Usage | None:
     return Usage(prompt_tokens=tokens, total_tokens=tokens) if tokens is not None else None
 
 
+def _graded(score: float, document: RerankInput) -> dict[str, Any]:
+    return {"score": score, "band": score_band(score), "type": document.kind}
+
+
 def _native_value(value: str | InputItem) -> InputLike:
     return value if isinstance(value, str) else value.as_input()
 
@@ -158,29 +158,14 @@ def run_native(
     if request.document is not None:
         single = [_native_value(request.document)]
         (document,), scored, instruction = _scored(scorer, query, single, 1, request, max_text_chars)
-        score = scored.scores[0]
-        return ScoreResponse(
-            model=model_name,
-            instruction=instruction,
-            score=score,
-            band=cast(Band, score_band(score)),
-            type=cast(Kind, document.kind),
-        )
+        return ScoreResponse(model=model_name, instruction=instruction, **_graded(scored.scores[0], document))
     raw = [_native_value(d) for d in request.documents or []]
     documents, scored, instruction = _scored(scorer, query, raw, max_documents, request, max_text_chars)
     ranked = rank(scored.scores, request.top_n or None)
     return RerankResponse(
         model=model_name,
         instruction=instruction,
-        results=[
-            RerankedItem(
-                index=r.index,
-                score=r.score,
-                band=cast(Band, score_band(r.score)),
-                type=cast(Kind, documents[r.index].kind),
-            )
-            for r in ranked
-        ],
+        results=[RerankedItem(index=r.index, **_graded(r.score, documents[r.index])) for r in ranked],
     )
 
 
@@ -279,10 +264,6 @@ def _pairs(request: ScoreV1Request, max_parts: int) -> list[tuple[InputLike, Inp
     return list(zip(queries, documents, strict=True))
 
 
-def _query_key(query: InputLike) -> str:
-    return json.dumps(query, sort_keys=True, default=repr)
-
-
 def run_score(
     scorer: Scorer,
     request: ScoreV1Request,
@@ -309,7 +290,7 @@ def run_score(
         raise TooManyDocumentsError(len(pairs), max_documents)
     groups: dict[str, list[int]] = {}
     for i, (query, _) in enumerate(pairs):
-        groups.setdefault(_query_key(query), []).append(i)
+        groups.setdefault(json.dumps(query, sort_keys=True, default=repr), []).append(i)
     scores = [0.0] * len(pairs)
     tokens: int | None = 0
     for indices in groups.values():

@@ -140,11 +140,6 @@ class ServiceMetrics:
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 
 
-def _method_of(scope: Scope) -> str:
-    method = str(scope.get("method", "GET"))
-    return method if method in _METHODS else "other"
-
-
 def _route_of(scope: Scope) -> str:
     """Return the template of the route that served (or would serve) the request; ``other`` if none."""
     from starlette.routing import Match
@@ -192,6 +187,7 @@ class MetricsMiddleware:
         finally:
             self.metrics.in_flight.dec()
             route = _route_of(scope)
-            method = _method_of(scope)
+            method = str(scope.get("method", "GET"))
+            method = method if method in _METHODS else "other"
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)

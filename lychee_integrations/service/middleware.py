@@ -18,15 +18,10 @@ logger = logging.getLogger(__name__)
 ABANDONED = "the server is shutting down and abandoned this request (its graceful timeout passed); send it again"
 
 
-async def _send_json(send: Send, status: int, detail: str) -> None:
+async def _send_json(send: Send, status: int, detail: str, *extra: tuple[bytes, bytes]) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -87,9 +82,6 @@ class BodySizeLimitMiddleware:
     def _too_large(self, size: str) -> str:
         return f"request body is {size}, over the limit of {self.max_bytes} bytes"
 
-    async def _refuse(self, send: Send, status: int, detail: str) -> None:
-        await _send_json(send, status, detail)
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the wrapped app with a counting ``receive``."""
         if scope["type"] != "http":
@@ -99,10 +91,10 @@ class BodySizeLimitMiddleware:
         if declared is not None:
             text = declared.decode("latin-1").strip()
             if not text.isdigit():
-                await self._refuse(send, 400, f"invalid Content-Length header {text!r}")
+                await _send_json(send, 400, f"invalid Content-Length header {text!r}")
                 return
             if int(text) > self.max_bytes:
-                await self._refuse(send, 413, self._too_large(f"{int(text)} bytes"))
+                await _send_json(send, 413, self._too_large(f"{int(text)} bytes"))
                 return
         received = 0
 

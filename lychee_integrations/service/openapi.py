@@ -26,19 +26,11 @@ _NOT_BOTH_TASK_AND_INSTRUCTION = {
 }
 
 
-def _string_branch(prop: dict[str, Any]) -> dict[str, Any]:
-    """Return the ``{"type": "string"}`` branch of a property (or the property itself)."""
+def _branch(prop: dict[str, Any], kind: str) -> dict[str, Any]:
     for branch in prop.get("anyOf", [prop]):
-        if branch.get("type") == "string":
-            return dict(branch)
-    raise KeyError("no string branch")
-
-
-def _array_branch(prop: dict[str, Any]) -> dict[str, Any]:
-    for branch in prop.get("anyOf", [prop]):
-        if branch.get("type") == "array":
+        if branch.get("type") == kind:
             return cast("dict[str, Any]", branch)
-    raise KeyError("no array branch")
+    raise KeyError(f"no {kind} branch")
 
 
 def _refine_input_item(schema: dict[str, Any], max_images: int | None) -> None:
@@ -49,7 +41,7 @@ def _refine_input_item(schema: dict[str, Any], max_images: int | None) -> None:
         {"required": ["images"], "properties": {"images": {"type": "array", "minItems": 1}}},
     ]
     if max_images is not None:
-        _array_branch(schema["properties"]["images"])["maxItems"] = max_images
+        _branch(schema["properties"]["images"], "array")["maxItems"] = max_images
     schema["not"] = {
         "required": ["image", "images"],
         "properties": {"image": {"type": "string"}, "images": {"type": "array"}},
@@ -72,14 +64,13 @@ def _refine_content_part(schema: dict[str, Any]) -> None:
 def _refine_instruction(request: dict[str, Any]) -> None:
     props = request["properties"]
     props["instruction"]["anyOf"] = [_TEXT, _NULL]
-    task = _string_branch(props["task"])
+    task = dict(_branch(props["task"], "string"))
     task["enum"] = [t.name for t in list_templates()]
     props["task"]["anyOf"] = [task, _NULL]
     request["allOf"] = [*request.get("allOf", []), _NOT_BOTH_TASK_AND_INSTRUCTION]
 
 
 def _text_strings(prop: dict[str, Any]) -> None:
-    """Give every plain-string branch of ``prop`` (an input) the non-blank pattern."""
     for branch in prop.get("anyOf", []):
         if branch.get("type") == "string":
             branch["pattern"] = _TEXT["pattern"]
@@ -118,17 +109,6 @@ def _same_lengths(max_documents: int) -> dict[str, Any]:
     }
 
 
-def _refine_score(request: dict[str, Any], max_documents: int) -> None:
-    _refine_instruction(request)
-    props = request["properties"]
-    for name in ("text_1", "text_2"):
-        _text_strings(props[name])
-        items = _array_branch(props[name])
-        items["maxItems"] = max_documents
-        _text_strings(items["items"])
-    request["allOf"] = [*request.get("allOf", []), _same_lengths(max_documents)]
-
-
 def refine_openapi(
     schema: dict[str, Any],
     *,
@@ -158,20 +138,21 @@ def refine_openapi(
     if "MultiModalContent" in components:
         content = components["MultiModalContent"]["properties"]["content"]
         content["maxItems"] = max_documents  # the server checks it for a content list as an item too
-    for name in ("RerankRequest", "CompatRerankRequest"):
+    for name in ("RerankRequest", "CompatRerankRequest", "ScoreV1Request"):
         request = components.get(name)
         if request is None:
             continue
         _refine_instruction(request)
         props = request["properties"]
-        _text_strings(props["query"])
-        documents = _array_branch(props["documents"])
-        documents["maxItems"] = max_documents
-        _text_strings(documents["items"])
-        if "document" in props:
-            _text_strings(props["document"])
+        for field in ("query", "document", "text_1", "text_2"):  # an input
+            if field in props:
+                _text_strings(props[field])
+        for field in ("documents", "text_1", "text_2"):  # a list of inputs
+            if field in props:
+                items = _branch(props[field], "array")
+                items["maxItems"] = max_documents
+                _text_strings(items["items"])
+        if name == "ScoreV1Request":
+            request["allOf"] = [*request["allOf"], _same_lengths(max_documents)]
         _refine_truncation(props, max_length)
-    if "ScoreV1Request" in components:
-        _refine_score(components["ScoreV1Request"], max_documents)
-        _refine_truncation(components["ScoreV1Request"]["properties"], max_length)
     return schema

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import logging
 import re
 import uuid
@@ -18,13 +19,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = [
-    "HEADER",
-    "SCOPE_KEY",
-    "RequestIdMiddleware",
-    "bound_request_id",
-    "install_log_records",
-]
+__all__ = ["HEADER", "SCOPE_KEY", "RequestIdMiddleware", "bound_request_id", "install_log_records"]
 
 #: The header read and written.
 HEADER = "X-Request-ID"
@@ -50,15 +45,9 @@ def bound_request_id(request_id: str | None) -> Iterator[None]:
         _current.reset(token)
 
 
-_installed = False
-
-
+@functools.cache
 def install_log_records() -> None:
     """Give every log record of this process a ``request_id`` attribute (idempotent)."""
-    global _installed
-    if _installed:
-        return
-    _installed = True
     previous = logging.getLogRecordFactory()
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:

@@ -1,13 +1,5 @@
 """Request and response bodies of the HTTP API (pydantic models, shown in the OpenAPI description).
 
-Two request shapes are accepted:
-
-* the native one, ``POST /api/rerank``: objects ``{"text": ..., "image": ...}`` for the query
-  and each document, an instruction or a task template, and an optional single-document form;
-* the Cohere/Jina/vLLM one, ``POST /v1/rerank``: ``query`` and ``documents`` as strings or
-  objects (``{"text"}``, ``{"image"}``, or vLLM's ``{"content": [parts]}``), with results
-  carrying ``relevance_score``.
-
 These models only check the *shape* of a request. Everything about the *content* (empty
 inputs, images, instruction templates) is checked by the package's own input layer, so
 that the library, the CLI and the service all answer the same way.
@@ -85,8 +77,7 @@ class InputItem(BaseModel):
     """A query or a document: text, one or more images, or both."""
 
     model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
+        **_STRICT,
         json_schema_extra={"examples": [{"text": "a red running shoe"}, {"image": EXAMPLE_IMAGE}]},
     )
 
@@ -123,8 +114,7 @@ class RerankRequest(BaseModel):
     """Body of ``POST /api/rerank``: rank several documents, or score one."""
 
     model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
+        **_STRICT,
         json_schema_extra={
             "oneOf": _ONE_FORM,
             "examples": [
@@ -236,8 +226,7 @@ class CompatRerankRequest(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
+        **_STRICT,
         json_schema_extra={
             "examples": [
                 {
@@ -295,8 +284,7 @@ class ScoreV1Request(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
+        **_STRICT,
         json_schema_extra={
             "examples": [
                 {

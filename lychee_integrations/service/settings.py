@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from lychee_integrations.errors import ConfigurationError
@@ -68,17 +68,7 @@ class ServiceSettings:
     served_model_name: str | None = None
 
     def __post_init__(self) -> None:
-        for name in (
-            "max_documents",
-            "max_body_bytes",
-            "max_image_bytes",
-            "max_image_pixels",
-            "max_images_per_item",
-            "max_images_per_request",
-            "max_request_pixels",
-            "max_text_chars",
-            "max_concurrency",
-        ):
+        for name in (f.name for f in fields(self) if f.type in ("int", int)):  # the limits, all positive integers
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"ServiceSettings.{name} must be a positive integer, got {value!r}")

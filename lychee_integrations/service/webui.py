@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +39,17 @@ gr = require("gradio", "ui")
 require("fastapi", "server")
 
 from fastapi import FastAPI  # noqa: E402
+from fastapi.responses import JSONResponse  # noqa: E402
 
 from lychee_integrations.errors import ConfigurationError, InvalidInputError  # noqa: E402
 from lychee_integrations.inputs import RerankInput  # noqa: E402
 from lychee_integrations.instructions import DEFAULT_TASK, get_template, list_templates  # noqa: E402
 from lychee_integrations.results import score_band  # noqa: E402
 from lychee_integrations.scoring import Scorer  # noqa: E402
+from lychee_integrations.service.auth import key_matches  # noqa: E402
 from lychee_integrations.service.middleware import BodySizeLimitMiddleware  # noqa: E402
-from lychee_integrations.service.settings import ServiceSettings  # noqa: E402
+from lychee_integrations.service.readiness import ModelState  # noqa: E402
+from lychee_integrations.service.settings import ServiceSettings, default_served_name  # noqa: E402
 
 __all__ = ["COLUMNS", "MODES", "attached_images", "build_ui", "create_ui_app", "random_checkpoint", "split_documents"]
 
@@ -127,11 +131,6 @@ def random_checkpoint(model: str) -> bool:
         return False
 
 
-def _image_bytes(path: str) -> bytes:
-    # Uploaded files are read here and decoded by the engine's loader, under its limits.
-    return Path(path).read_bytes()
-
-
 def _preview(value: RerankInput, names: list[str]) -> str:
     parts = [f"[image: {name}]" for name in names]
     if value.text and value.text.strip():
@@ -162,14 +161,11 @@ class _Page:
         self.reranker = reranker
         self.max_documents = max_documents
 
-    def _query(self, text: str | None, image: str | None) -> RerankInput:
-        images = (_image_bytes(image),) if image else ()
-        return RerankInput(text=text or None, images=images)
-
     def _documents(self, mode: str, text: str | None, files: Any) -> tuple[list[RerankInput], list[str], list[Any]]:
         paths = _paths(files)
         names = [Path(p).name for p in paths]
-        images = dict(zip(names, (_image_bytes(p) for p in paths), strict=True))
+        # Uploaded files are read here and decoded by the engine's loader, under its limits.
+        images = dict(zip(names, (Path(p).read_bytes() for p in paths), strict=True))
         if mode == MODES[1]:
             single = RerankInput(text=(text or "").strip() or None, images=tuple(images.values()))
             if single.kind == "empty":
@@ -214,7 +210,9 @@ class _Page:
         it is no server error (nothing is raised, nothing logged as a traceback).
         """
         try:
-            query = self._query(query_text, query_image)
+            query = RerankInput(
+                text=query_text or None, images=(Path(query_image).read_bytes(),) if query_image else ()
+            )
             if query.kind == "empty":
                 raise _Mistake("Give a query: text, an image, or both.")
             documents, previews, pictures = self._documents(mode, documents_text, document_files)
@@ -315,16 +313,6 @@ def build_ui(
     return demo
 
 
-def _login(api_key: str) -> Any:
-    """Gradio's login check: any user name, the API key as the password (compared in constant time)."""
-    from lychee_integrations.service.auth import key_matches
-
-    def check(username: str, password: str) -> bool:
-        return key_matches(password or "", api_key)
-
-    return check
-
-
 def create_ui_app(
     reranker: Scorer,
     settings: ServiceSettings | None = None,
@@ -352,8 +340,6 @@ def create_ui_app(
 
     """
     settings = settings or ServiceSettings()
-    from lychee_integrations.service.settings import default_served_name
-
     name = settings.served_model_name or default_served_name(reranker.model_name)
     if with_api:
         from lychee_integrations.service.app import create_app
@@ -362,12 +348,6 @@ def create_ui_app(
         app.state.auth.open_prefix("/ui")  # the page has its own login form
         path = "/ui"
     else:
-        from contextlib import asynccontextmanager
-
-        from fastapi.responses import JSONResponse
-
-        from lychee_integrations.service.readiness import ModelState
-
         state = ModelState(reranker, on_failure=on_load_failure)
 
         @asynccontextmanager
@@ -399,6 +379,12 @@ def create_ui_app(
         random_weights=random_checkpoint(reranker.model_name),
     )
     demo.queue(default_concurrency_limit=settings.max_concurrency)
+    login: dict[str, Any] = {}
+    if (key := settings.api_key) is not None:  # any user name, the key as the password, compared in constant time
+        login = {
+            "auth": lambda username, password: key_matches(password or "", key),
+            "auth_message": "Enter the server's API key as the password (any user name).",
+        }
     return gr.mount_gradio_app(  # type: ignore[no-any-return]
         app,
         demo,
@@ -409,8 +395,5 @@ def create_ui_app(
         run_history=False,
         footer_links=[],
         show_error=True,
-        auth=_login(settings.api_key) if settings.api_key is not None else None,
-        auth_message="Enter the server's API key as the password (any user name)."
-        if settings.api_key is not None
-        else None,
+        **login,
     )

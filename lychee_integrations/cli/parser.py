@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,21 @@ from lychee_integrations.config import DEFAULT_PREFIX_CACHE_BYTES, DEFAULT_VISIO
 __all__ = ["build_parser"]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _int_at_least(minimum: int, expected: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1, "a positive integer")
+_non_negative_int = _int_at_least(0, "an integer of 0 or more")
 
 
 def _port(text: str) -> int:
@@ -107,16 +115,6 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--batch-size", type=_positive_int, default=16, metavar="N", help="pairs per forward pass (default: 16)"
     )
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer of 0 or more, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer of 0 or more, got {value}")
-    return value
 
 
 _MIB = 2**20
@@ -227,42 +225,20 @@ def _add_service_options(parser: argparse.ArgumentParser, default_port: int) -> 
     limits.add_argument(
         "--max-image-size", type=_size, default="8MiB", metavar="SIZE", help="encoded image size (default: 8MiB)"
     )
-    limits.add_argument(
-        "--max-image-pixels",
-        type=_positive_int,
-        default=20_000_000,
-        metavar="N",
-        help="decoded image width x height (default: 20000000)",
-    )
-    limits.add_argument(
-        "--max-images-per-item",
-        type=_positive_int,
-        default=defaults.max_images_per_item,
-        metavar="N",
-        help=f"images in one query or one document (default: {defaults.max_images_per_item})",
-    )
-    limits.add_argument(
-        "--max-images-per-request",
-        type=_positive_int,
-        default=defaults.max_images_per_request,
-        metavar="N",
-        help=f"images in one request, query and documents together (default: {defaults.max_images_per_request})",
-    )
-    limits.add_argument(
-        "--max-request-pixels",
-        type=_positive_int,
-        default=defaults.max_request_pixels,
-        metavar="N",
-        help="width x height summed over every image of a request, read from the headers before any "
-        f"image is decoded (default: {defaults.max_request_pixels})",
-    )
-    limits.add_argument(
-        "--max-text-chars",
-        type=_positive_int,
-        default=defaults.max_text_chars,
-        metavar="N",
-        help=f"characters in one query, document or instruction text (default: {defaults.max_text_chars})",
-    )
+    for option, what in (
+        ("--max-image-pixels", "decoded image width x height"),
+        ("--max-images-per-item", "images in one query or one document"),
+        ("--max-images-per-request", "images in one request, query and documents together"),
+        (
+            "--max-request-pixels",
+            "width x height summed over every image of a request, read from the headers before any image is decoded",
+        ),
+        ("--max-text-chars", "characters in one query, document or instruction text"),
+    ):
+        default = getattr(defaults, option[2:].replace("-", "_"))
+        limits.add_argument(
+            option, type=_positive_int, default=default, metavar="N", help=f"{what} (default: {default})"
+        )
     limits.add_argument(
         "--allow-remote-images",
         action="store_true",

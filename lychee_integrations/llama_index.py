@@ -26,14 +26,7 @@ from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
-from llama_index.core.schema import (
-    BaseNode,
-    ImageNode,
-    MediaResource,
-    MetadataMode,
-    NodeWithScore,
-    QueryBundle,
-)
+from llama_index.core.schema import BaseNode, ImageNode, MediaResource, MetadataMode, NodeWithScore, QueryBundle
 from pydantic import Field
 
 from lychee_integrations._adapter import RerankerFields
@@ -124,8 +117,7 @@ class LycheeRerank(RerankerFields, BaseNodePostprocessor):
     def _inputs(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None) -> tuple[RerankInput, list[Any]]:
         if query_bundle is None:
             raise InvalidInputError(
-                "query",
-                "is missing: pass query_bundle=QueryBundle(...) or query_str=... to postprocess_nodes",
+                "query", "is missing: pass query_bundle=QueryBundle(...) or query_str=... to postprocess_nodes"
             )
         if not nodes:
             return RerankInput(), []

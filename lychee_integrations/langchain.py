@@ -123,15 +123,10 @@ class LycheeRerank(RerankerFields, BaseDocumentCompressor):
         item = f"document {index}"
         if not isinstance(document, Document):
             return to_rerank_input(document, item=item, index=index)
-        metadata = document.metadata
-        images: list[Any] = []
-        if self.page_content_type == "image":
-            text = metadata.get(self.text_key) if self.text_key else None
-            if document.page_content.strip():
-                images.append(document.page_content)
-        else:
-            text = metadata.get(self.text_key) if self.text_key else document.page_content
-        images.extend(self._metadata_images(metadata))
+        as_image, content = self.page_content_type == "image", document.page_content
+        text = document.metadata.get(self.text_key) if self.text_key else None if as_image else content
+        images = [content] if as_image and content.strip() else []
+        images += self._metadata_images(document.metadata)
         return to_rerank_input({"text": text, "images": images}, item=item, index=index)
 
     def _metadata_images(self, metadata: Mapping[str, Any]) -> list[Any]:

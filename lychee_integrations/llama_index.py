@@ -123,23 +123,21 @@ class LycheeRerank(RerankerFields, BaseNodePostprocessor):
             return RerankInput(), []
         return self._query_input(query_bundle), [self._node_input(n.node, i) for i, n in enumerate(nodes)]
 
-    def _events(self, nodes: list[NodeWithScore], query_bundle: QueryBundle) -> dict[str, Any]:
-        top_n = self.top_n if self.top_n is not None else len(nodes)
-        dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=top_n, model_name=self.model_name))
-        return {
-            EventPayload.NODES: nodes,
-            EventPayload.MODEL_NAME: self.model_name,
-            EventPayload.QUERY_STR: query_bundle.query_str,
-            EventPayload.TOP_K: top_n,
-        }
-
     @contextmanager
     def _reranking(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle
     ) -> Iterator[Callable[[list[RerankResult]], list[NodeWithScore]]]:
         """LlamaIndex's reranking events around one call; yields what turns results into scored nodes."""
+        top_n = self.top_n if self.top_n is not None else len(nodes)
+        dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=top_n, model_name=self.model_name))
+        payload: dict[str, Any] = {
+            EventPayload.NODES: nodes,
+            EventPayload.MODEL_NAME: self.model_name,
+            EventPayload.QUERY_STR: query_bundle.query_str,
+            EventPayload.TOP_K: top_n,
+        }
         reranked: list[NodeWithScore] = []
-        with self.callback_manager.event(CBEventType.RERANKING, payload=self._events(nodes, query_bundle)) as event:
+        with self.callback_manager.event(CBEventType.RERANKING, payload=payload) as event:
 
             def finish(results: list[RerankResult]) -> list[NodeWithScore]:
                 reranked.extend(self._with_score(nodes[r.index], r.score) for r in results)

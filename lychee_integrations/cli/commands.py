@@ -111,7 +111,6 @@ def cmd_rerank(args: argparse.Namespace) -> int:
         scored = reranker.score_request(request)
     except InvalidInputError as exc:
         raise UsageError(_explain(exc, documents)) from exc
-    inputs, instruction = request.documents, scored.instruction
     ranked = rank_scores(scored.scores, args.top_n)
     rows = [
         {
@@ -119,16 +118,23 @@ def cmd_rerank(args: argparse.Namespace) -> int:
             "index": result.index,
             "score": result.score,
             "band": score_band(result.score),
-            "type": inputs[result.index].kind,
+            "type": request.documents[result.index].kind,
             "source": documents[result.index].label,
             "document": describe(documents[result.index].value),
         }
         for rank, result in enumerate(ranked, start=1)
     ]
     if args.json:
-        print(json.dumps({"model": reranker.model_name, "instruction": instruction, "results": rows}, indent=2))
+        print(json.dumps({"model": reranker.model_name, "instruction": scored.instruction, "results": rows}, indent=2))
     else:
-        _print_table(rows)
+        header = f"{'rank':>4}  {'index':>5}  {'score':>6}  {'band':<7}  {'type':<10}  document"
+        print(header)
+        print("-" * len(header))
+        for row in rows:
+            print(
+                f"{row['rank']:>4}  {row['index']:>5}  {row['score']:>6.4f}  {row['band']:<7}  "
+                f"{row['type']:<10}  {row['document']}"
+            )
     if reranker.is_random:
         print(
             f"lychee rerank: warning: {reranker.model_name} is a random tiny checkpoint (lychee build-tiny): "
@@ -136,17 +142,6 @@ def cmd_rerank(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
-
-
-def _print_table(rows: list[dict[str, Any]]) -> None:
-    header = f"{'rank':>4}  {'index':>5}  {'score':>6}  {'band':<7}  {'type':<10}  document"
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        print(
-            f"{row['rank']:>4}  {row['index']:>5}  {row['score']:>6.4f}  {row['band']:<7}  "
-            f"{row['type']:<10}  {row['document']}"
-        )
 
 
 def cmd_templates(args: argparse.Namespace) -> int:

@@ -120,40 +120,9 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
 _MIB = 2**20
 
 
-def _add_cache_options(parser: argparse.ArgumentParser) -> None:
-    """Add the options of the engine's caches that outlive a call (docs/engine.md, "Caches across calls")."""
-    group = parser.add_argument_group("caches across calls (exact; sizes in /metrics)")
-    group.add_argument(
-        "--vision-cache-mb",
-        type=_non_negative_int,
-        default=DEFAULT_VISION_CACHE_BYTES // _MIB,
-        metavar="MB",
-        help="vision-tower outputs of recently seen images, by content (default: %(default)s; 0: off)",
-    )
-    group.add_argument(
-        "--prefix-cache-mb",
-        type=_non_negative_int,
-        default=DEFAULT_PREFIX_CACHE_BYTES // _MIB,
-        metavar="MB",
-        help="keys and values of shared prompt prefixes (system prompt, instruction) (default: %(default)s; 0: off)",
-    )
-    group.add_argument(
-        "--score-cache-entries",
-        type=_non_negative_int,
-        default=RerankerConfig.score_cache_entries,
-        metavar="N",
-        help="scores of whole pairs, by model, instruction, query and document (default: %(default)s, off)",
-    )
-    group.add_argument(
-        "--score-cache-ttl",
-        type=_positive_float,
-        default=RerankerConfig.score_cache_ttl,
-        metavar="SECONDS",
-        help="how long a cached score stays valid (default: %(default)s)",
-    )
-
-
-def _add_service_options(parser: argparse.ArgumentParser, default_port: int) -> None:
+def _add_server_options(
+    parser: argparse.ArgumentParser, default_port: int, handler: Callable[[argparse.Namespace], int]
+) -> None:
     from lychee_integrations.service.settings import ServiceSettings
 
     defaults = ServiceSettings()  # the image budgets' defaults are stated once, there
@@ -260,6 +229,38 @@ def _add_service_options(parser: argparse.ArgumentParser, default_port: int) -> 
         metavar="N",
         help="engine calls at once; the engine batches them together (default: 32)",
     )
+    _add_engine_options(parser)
+    # The engine's caches that outlive a call (docs/engine.md, "Caches across calls").
+    group = parser.add_argument_group("caches across calls (exact; sizes in /metrics)")
+    group.add_argument(
+        "--vision-cache-mb",
+        type=_non_negative_int,
+        default=DEFAULT_VISION_CACHE_BYTES // _MIB,
+        metavar="MB",
+        help="vision-tower outputs of recently seen images, by content (default: %(default)s; 0: off)",
+    )
+    group.add_argument(
+        "--prefix-cache-mb",
+        type=_non_negative_int,
+        default=DEFAULT_PREFIX_CACHE_BYTES // _MIB,
+        metavar="MB",
+        help="keys and values of shared prompt prefixes (system prompt, instruction) (default: %(default)s; 0: off)",
+    )
+    group.add_argument(
+        "--score-cache-entries",
+        type=_non_negative_int,
+        default=RerankerConfig.score_cache_entries,
+        metavar="N",
+        help="scores of whole pairs, by model, instruction, query and document (default: %(default)s, off)",
+    )
+    group.add_argument(
+        "--score-cache-ttl",
+        type=_positive_float,
+        default=RerankerConfig.score_cache_ttl,
+        metavar="SECONDS",
+        help="how long a cached score stays valid (default: %(default)s)",
+    )
+    parser.set_defaults(handler=handler, command_parser=parser)
 
 
 def _wrap(text: str) -> str:
@@ -452,10 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
         "/v2/rerank), GET /health, GET /ready, Prometheus metrics at /metrics and the API docs at /docs. "
         "Set an API key (--api-key, --api-key-file or $LYCHEE_API_KEY) before listening beyond this machine.",
     )
-    _add_service_options(serve, default_port=8000)
-    _add_engine_options(serve)
-    _add_cache_options(serve)
-    serve.set_defaults(handler=cmd_serve, command_parser=serve)
+    _add_server_options(serve, 8000, cmd_serve)
 
     ui = commands.add_parser(
         "ui",
@@ -464,10 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
         "documents, a rerank mode and a single-document score mode.",
     )
     ui.add_argument("--with-api", action="store_true", help="also serve the HTTP API; the page moves to /ui")
-    _add_service_options(ui, default_port=7860)
-    _add_engine_options(ui)
-    _add_cache_options(ui)
-    ui.set_defaults(handler=cmd_ui, command_parser=ui)
+    _add_server_options(ui, 7860, cmd_ui)
     _vllm_serve_parser(commands)
     _eval_parser(commands)
     return parser

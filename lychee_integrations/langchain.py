@@ -1,10 +1,7 @@
 """Lychee as a LangChain document compressor (reranker), for text and image documents.
 
-:class:`LycheeRerank` is a ``BaseDocumentCompressor``: put it in a
-``ContextualCompressionRetriever`` or call it from an LCEL chain
-(:meth:`LycheeRerank.as_runnable`). Documents are text (``page_content``), images
-(read from metadata keys such as ``image`` or ``image_path``), or both; all are
-scored on one scale.
+:class:`LycheeRerank` is a ``BaseDocumentCompressor``: put it in a ``ContextualCompressionRetriever``
+or call it from an LCEL chain (:meth:`LycheeRerank.as_runnable`); text and image documents score on one scale.
 
 Example:
     >>> from langchain_classic.retrievers import ContextualCompressionRetriever

@@ -1,11 +1,8 @@
 """Lychee as a LlamaIndex node postprocessor (reranker), for text, image and mixed nodes.
 
 :class:`LycheeRerank` is a ``BaseNodePostprocessor``: put it in ``node_postprocessors=[...]``
-of any query engine, multimodal ones included. It reads ``TextNode``, ``ImageNode``
-(``image`` base64, ``image_path``, ``image_url``) and nodes with an ``image_resource``,
-and image queries (a ``QueryBundle`` with ``image_path``). Text and image candidates get
-scores on one scale, which fixes the incomparable text and image similarity scores of
-``MultiModalVectorIndexRetriever``.
+of any query engine, multimodal ones included. Text and image candidates get scores on one
+scale, which fixes the incomparable text and image similarity scores of ``MultiModalVectorIndexRetriever``.
 
 Example:
     >>> from lychee_integrations.llama_index import LycheeRerank

@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from copy import deepcopy
 from typing import Any, Literal
@@ -33,7 +32,6 @@ from lychee_integrations.results import RerankResult
 
 __all__ = ["DEFAULT_IMAGE_KEYS", "LycheeRerank"]
 
-logger = logging.getLogger(__name__)
 
 #: Metadata keys searched, in order, for a document's image(s).
 DEFAULT_IMAGE_KEYS = ("image", "image_path", "image_url", "image_base64")

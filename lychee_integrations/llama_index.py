@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +33,6 @@ from lychee_integrations.results import RerankResult
 __all__ = ["LycheeRerank"]
 
 _Nodes = list[NodeWithScore]
-logger = logging.getLogger(__name__)
 dispatcher = get_dispatcher(__name__)
 
 

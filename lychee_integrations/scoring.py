@@ -12,7 +12,6 @@ its model family's default (a remote scorer leaves it to the server). This modul
 from __future__ import annotations
 
 import asyncio
-import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,8 +25,6 @@ from lychee_integrations.instructions import InstructionRegistry, default_regist
 from lychee_integrations.results import RerankResult, rank
 
 __all__ = ["CallOptions", "ScoreRequest", "Scored", "Scorer", "refuse_empty"]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -23,35 +23,21 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "LycheeReranker": "lychee_integrations.engine",
-    "RemoteReranker": "lychee_integrations.remote",
-    "RerankerConfig": "lychee_integrations.config",
-    "DEFAULT_MODEL": "lychee_integrations.config",
-    "RerankInput": "lychee_integrations.inputs",
-    "ImagePolicy": "lychee_integrations.images",
-    "load_image": "lychee_integrations.images",
-    "RerankResult": "lychee_integrations.results",
-    "score_band": "lychee_integrations.results",
-    "DEFAULT_INSTRUCTION": "lychee_integrations.instructions",
-    "InstructionRegistry": "lychee_integrations.instructions",
-    "InstructionTemplate": "lychee_integrations.instructions",
-    "get_template": "lychee_integrations.instructions",
-    "list_templates": "lychee_integrations.instructions",
-    "register_template": "lychee_integrations.instructions",
-    "resolve_instruction": "lychee_integrations.instructions",
-    "LycheeError": "lychee_integrations.errors",
-    "ConfigurationError": "lychee_integrations.errors",
-    "InvalidInputError": "lychee_integrations.errors",
-    "InvalidDocumentsError": "lychee_integrations.errors",
-    "UnsupportedInputError": "lychee_integrations.errors",
-    "ImageLoadError": "lychee_integrations.errors",
-    "InputTooLongError": "lychee_integrations.errors",
-    "MissingDependencyError": "lychee_integrations.errors",
-    "ModelUnavailableError": "lychee_integrations.errors",
-    "ServerUnavailableError": "lychee_integrations.errors",
-    "ServerTimeoutError": "lychee_integrations.errors",
-    "RemoteError": "lychee_integrations.errors",
-    "AuthenticationError": "lychee_integrations.errors",
+    name: f"lychee_integrations.{module}"
+    for module, names in {
+        "engine": "LycheeReranker",
+        "remote": "RemoteReranker",
+        "config": "RerankerConfig DEFAULT_MODEL",
+        "inputs": "RerankInput",
+        "images": "ImagePolicy load_image",
+        "results": "RerankResult score_band",
+        "instructions": "DEFAULT_INSTRUCTION InstructionRegistry InstructionTemplate get_template list_templates "
+        "register_template resolve_instruction",
+        "errors": "LycheeError ConfigurationError InvalidInputError InvalidDocumentsError UnsupportedInputError "
+        "ImageLoadError InputTooLongError MissingDependencyError ModelUnavailableError ServerUnavailableError "
+        "ServerTimeoutError RemoteError AuthenticationError",
+    }.items()
+    for name in names.split()
 }
 
 __all__ = [

@@ -63,10 +63,7 @@ class RerankerFields(BaseModel):
     )
     top_n: int | None = Field(default=3, ge=1, description="How many results to keep; None keeps all.")
     score_threshold: float | None = Field(
-        default=None,
-        ge=0.0,
-        le=1.0,
-        description="Drop results scoring below this (0.4: drop irrelevant ones).",
+        default=None, ge=0.0, le=1.0, description="Drop results scoring below this (0.4: drop irrelevant ones)."
     )
     task: str | None = Field(default=None, description="Instruction template name (see list_templates()).")
     instruction: str | None = Field(default=None, description="Free instruction text, instead of task.")

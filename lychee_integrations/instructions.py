@@ -125,12 +125,17 @@ class InstructionRegistry:
         for template in templates or []:
             self.register(template.name, template.instruction, template.description)
 
-    def _unknown(self, name: str, known: list[str]) -> ConfigurationError:
-        listing = ", ".join(known) if known else "(none registered)"
-        return ConfigurationError(
-            f"unknown task template {name!r}; known templates: {listing}. "
-            "Register your own with register_template(name, instruction) or pass instruction=..."
-        )
+    def _lookup(self, name: str, *, remove: bool) -> InstructionTemplate:
+        with self._lock:
+            template = self._templates.pop(name, None) if remove else self._templates.get(name)
+            known = list(self._templates)
+        if template is None:
+            listing = ", ".join(known) if known else "(none registered)"
+            raise ConfigurationError(
+                f"unknown task template {name!r}; known templates: {listing}. "
+                "Register your own with register_template(name, instruction) or pass instruction=..."
+            )
+        return template
 
     def _add(self, templates: list[InstructionTemplate], overwrite: bool) -> None:
         names = [t.name for t in templates]
@@ -186,12 +191,7 @@ class InstructionRegistry:
             ('a', [])
 
         """
-        with self._lock:
-            template = self._templates.pop(name, None)
-            known = list(self._templates)
-        if template is None:
-            raise self._unknown(name, known)
-        return template
+        return self._lookup(name, remove=True)
 
     def get(self, name: str) -> InstructionTemplate:
         """Return the template called ``name``.
@@ -204,12 +204,7 @@ class InstructionRegistry:
             True
 
         """
-        with self._lock:
-            template = self._templates.get(name)
-            known = list(self._templates)
-        if template is None:
-            raise self._unknown(name, known)
-        return template
+        return self._lookup(name, remove=False)
 
     def __contains__(self, name: object) -> bool:
         with self._lock:
@@ -285,15 +280,11 @@ class InstructionRegistry:
         return DEFAULT_INSTRUCTION
 
 
-def _builtin_registry() -> InstructionRegistry:
-    registry = InstructionRegistry()
-    text = resources.files("lychee_integrations").joinpath("templates.json").read_text(encoding="utf-8")
-    registry.load_json(json.loads(text))
-    return registry
-
-
 #: The process-wide registry used when no other is given.
-default_registry = _builtin_registry()
+default_registry = InstructionRegistry()
+default_registry.load_json(
+    json.loads(resources.files("lychee_integrations").joinpath("templates.json").read_text(encoding="utf-8"))
+)
 
 
 def register_template(

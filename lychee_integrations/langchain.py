@@ -1,10 +1,7 @@
 """Lychee as a LangChain document compressor (reranker), for text and image documents.
 
-:class:`LycheeRerank` is a ``BaseDocumentCompressor``: put it in a
-``ContextualCompressionRetriever`` or call it from an LCEL chain
-(:meth:`LycheeRerank.as_runnable`). Documents are text (``page_content``), images
-(read from metadata keys such as ``image`` or ``image_path``), or both; all are
-scored on one scale.
+:class:`LycheeRerank` is a ``BaseDocumentCompressor``: put it in a ``ContextualCompressionRetriever``
+or call it from an LCEL chain (:meth:`LycheeRerank.as_runnable`); text and image documents score on one scale.
 
 Example:
     >>> from langchain_classic.retrievers import ContextualCompressionRetriever
@@ -18,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from copy import deepcopy
 from typing import Any, Literal
@@ -36,7 +32,6 @@ from lychee_integrations.results import RerankResult
 
 __all__ = ["DEFAULT_IMAGE_KEYS", "LycheeRerank"]
 
-logger = logging.getLogger(__name__)
 
 #: Metadata keys searched, in order, for a document's image(s).
 DEFAULT_IMAGE_KEYS = ("image", "image_path", "image_url", "image_base64")
@@ -123,15 +118,10 @@ class LycheeRerank(RerankerFields, BaseDocumentCompressor):
         item = f"document {index}"
         if not isinstance(document, Document):
             return to_rerank_input(document, item=item, index=index)
-        metadata = document.metadata
-        images: list[Any] = []
-        if self.page_content_type == "image":
-            text = metadata.get(self.text_key) if self.text_key else None
-            if document.page_content.strip():
-                images.append(document.page_content)
-        else:
-            text = metadata.get(self.text_key) if self.text_key else document.page_content
-        images.extend(self._metadata_images(metadata))
+        as_image, content = self.page_content_type == "image", document.page_content
+        text = document.metadata.get(self.text_key) if self.text_key else None if as_image else content
+        images = [content] if as_image and content.strip() else []
+        images += self._metadata_images(document.metadata)
         return to_rerank_input({"text": text, "images": images}, item=item, index=index)
 
     def _metadata_images(self, metadata: Mapping[str, Any]) -> list[Any]:

@@ -1,11 +1,8 @@
 """Lychee as a LlamaIndex node postprocessor (reranker), for text, image and mixed nodes.
 
 :class:`LycheeRerank` is a ``BaseNodePostprocessor``: put it in ``node_postprocessors=[...]``
-of any query engine, multimodal ones included. It reads ``TextNode``, ``ImageNode``
-(``image`` base64, ``image_path``, ``image_url``) and nodes with an ``image_resource``,
-and image queries (a ``QueryBundle`` with ``image_path``). Text and image candidates get
-scores on one scale, which fixes the incomparable text and image similarity scores of
-``MultiModalVectorIndexRetriever``.
+of any query engine, multimodal ones included. Text and image candidates get scores on one
+scale, which fixes the incomparable text and image similarity scores of ``MultiModalVectorIndexRetriever``.
 
 Example:
     >>> from lychee_integrations.llama_index import LycheeRerank
@@ -16,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,14 +22,7 @@ from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
-from llama_index.core.schema import (
-    BaseNode,
-    ImageNode,
-    MediaResource,
-    MetadataMode,
-    NodeWithScore,
-    QueryBundle,
-)
+from llama_index.core.schema import BaseNode, ImageNode, MediaResource, MetadataMode, NodeWithScore, QueryBundle
 from pydantic import Field
 
 from lychee_integrations._adapter import RerankerFields
@@ -44,7 +33,6 @@ from lychee_integrations.results import RerankResult
 __all__ = ["LycheeRerank"]
 
 _Nodes = list[NodeWithScore]
-logger = logging.getLogger(__name__)
 dispatcher = get_dispatcher(__name__)
 
 
@@ -124,30 +112,27 @@ class LycheeRerank(RerankerFields, BaseNodePostprocessor):
     def _inputs(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None) -> tuple[RerankInput, list[Any]]:
         if query_bundle is None:
             raise InvalidInputError(
-                "query",
-                "is missing: pass query_bundle=QueryBundle(...) or query_str=... to postprocess_nodes",
+                "query", "is missing: pass query_bundle=QueryBundle(...) or query_str=... to postprocess_nodes"
             )
         if not nodes:
             return RerankInput(), []
         return self._query_input(query_bundle), [self._node_input(n.node, i) for i, n in enumerate(nodes)]
-
-    def _events(self, nodes: list[NodeWithScore], query_bundle: QueryBundle) -> dict[str, Any]:
-        top_n = self.top_n if self.top_n is not None else len(nodes)
-        dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=top_n, model_name=self.model_name))
-        return {
-            EventPayload.NODES: nodes,
-            EventPayload.MODEL_NAME: self.model_name,
-            EventPayload.QUERY_STR: query_bundle.query_str,
-            EventPayload.TOP_K: top_n,
-        }
 
     @contextmanager
     def _reranking(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle
     ) -> Iterator[Callable[[list[RerankResult]], list[NodeWithScore]]]:
         """LlamaIndex's reranking events around one call; yields what turns results into scored nodes."""
+        top_n = self.top_n if self.top_n is not None else len(nodes)
+        dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=top_n, model_name=self.model_name))
+        payload: dict[str, Any] = {
+            EventPayload.NODES: nodes,
+            EventPayload.MODEL_NAME: self.model_name,
+            EventPayload.QUERY_STR: query_bundle.query_str,
+            EventPayload.TOP_K: top_n,
+        }
         reranked: list[NodeWithScore] = []
-        with self.callback_manager.event(CBEventType.RERANKING, payload=self._events(nodes, query_bundle)) as event:
+        with self.callback_manager.event(CBEventType.RERANKING, payload=payload) as event:
 
             def finish(results: list[RerankResult]) -> list[NodeWithScore]:
                 reranked.extend(self._with_score(nodes[r.index], r.score) for r in results)

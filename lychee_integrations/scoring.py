@@ -1,22 +1,17 @@
 """The one seam between callers and backends: :class:`Scorer`.
 
 Every backend (the in-process engine, :class:`~lychee_integrations.remote.RemoteReranker`,
-:class:`~lychee_integrations.vllm.VLLMReranker` and the model-free
-:class:`~lychee_integrations.testing.FakeScorer`) derives from :class:`Scorer`. Its public
-calls (:meth:`~Scorer.score`, :meth:`~Scorer.ascore`, :meth:`~Scorer.rerank`,
-:meth:`~Scorer.arerank`, :meth:`~Scorer.score_with_usage`) validate the arguments, coerce the
-query and documents to :class:`~lychee_integrations.inputs.RerankInput` and resolve
-``task``/``instruction`` exactly once, into one :class:`ScoreRequest`; a backend implements
-:meth:`~Scorer._score` (and, when it can do better than a worker thread, :meth:`~Scorer._ascore`).
-
-An unset instruction stays ``None`` down to the backend, which applies its model family's
-default (a remote scorer leaves it to the server). This module imports no backend.
+:class:`~lychee_integrations.vllm.VLLMReranker`, the model-free :class:`~lychee_integrations.testing.FakeScorer`)
+derives from :class:`Scorer`, whose public calls validate the arguments, coerce the query and documents
+to :class:`~lychee_integrations.inputs.RerankInput` and resolve ``task``/``instruction`` exactly once, into
+one :class:`ScoreRequest` for the backend's :meth:`~Scorer._score` (or :meth:`~Scorer._ascore`, when it can
+do better than a worker thread). An unset instruction stays ``None`` down to the backend, which applies
+its model family's default (a remote scorer leaves it to the server). This module imports no backend.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,8 +25,6 @@ from lychee_integrations.instructions import InstructionRegistry, default_regist
 from lychee_integrations.results import RerankResult, rank
 
 __all__ = ["CallOptions", "ScoreRequest", "Scored", "Scorer", "refuse_empty"]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -159,12 +152,7 @@ class Scorer(ABC):
 
     # ------------------------------------------------------------------ validation, once
 
-    def request(
-        self,
-        query: InputLike,
-        documents: Sequence[InputLike],
-        **options: Unpack[CallOptions],
-    ) -> ScoreRequest:
+    def request(self, query: InputLike, documents: Sequence[InputLike], **options: Unpack[CallOptions]) -> ScoreRequest:
         """Validate and coerce a call's arguments into the :class:`ScoreRequest` a backend scores.
 
         Arguments and errors are those of :meth:`score`; no model or server is touched.
@@ -192,10 +180,7 @@ class Scorer(ABC):
     # ------------------------------------------------------------------ public calls
 
     def score_with_usage(
-        self,
-        query: InputLike,
-        documents: Sequence[InputLike],
-        **options: Unpack[CallOptions],
+        self, query: InputLike, documents: Sequence[InputLike], **options: Unpack[CallOptions]
     ) -> Scored:
         """Like :meth:`score`, with the prompt tokens read and the instruction applied.
 
@@ -210,12 +195,7 @@ class Scorer(ABC):
         """
         return self.score_request(self.request(query, documents, **options))
 
-    def score(
-        self,
-        query: InputLike,
-        documents: Sequence[InputLike],
-        **options: Unpack[CallOptions],
-    ) -> list[float]:
+    def score(self, query: InputLike, documents: Sequence[InputLike], **options: Unpack[CallOptions]) -> list[float]:
         """Score every document against the query.
 
         Args:
@@ -286,19 +266,13 @@ class Scorer(ABC):
         return rank(scores, top_n)
 
     async def ascore_with_usage(
-        self,
-        query: InputLike,
-        documents: Sequence[InputLike],
-        **options: Unpack[CallOptions],
+        self, query: InputLike, documents: Sequence[InputLike], **options: Unpack[CallOptions]
     ) -> Scored:
         """Like :meth:`score_with_usage`, without blocking the event loop."""
         return await self.ascore_request(self.request(query, documents, **options))
 
     async def ascore(
-        self,
-        query: InputLike,
-        documents: Sequence[InputLike],
-        **options: Unpack[CallOptions],
+        self, query: InputLike, documents: Sequence[InputLike], **options: Unpack[CallOptions]
     ) -> list[float]:
         """Like :meth:`score`, without blocking the event loop.
 

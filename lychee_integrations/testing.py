@@ -1,8 +1,7 @@
 """Test helpers for users' own tests: a model-free scorer, and offline checkpoints.
 
-:class:`FakeScorer` is a deterministic :class:`~lychee_integrations.scoring.Scorer`
-without a model, for fast unit tests of pipelines that use the adapters. It is built on the
-same base as the real backends, so it validates exactly as they do::
+:class:`FakeScorer`, a deterministic scorer without a model that validates as the real backends do,
+is for fast unit tests of pipelines that use the adapters::
 
     >>> scorer = FakeScorer(lambda query, document, instruction: len(document.text or "") / 10)
     >>> scorer.rerank("q", ["abc", "a", "abcde"], top_n=2)

@@ -39,22 +39,15 @@ CLOSED_PIPE = 0
 
 _OPTION_NAMES = {"device": "--device", "dtype": "--dtype", "max_length": "--max-length", "batch_size": "--batch-size"}
 #: The library's messages speak Python (``device='cpu'``, ``register_template(...)``); these say it with options.
-_PHRASES = (
-    (
-        re.compile(r"Register your own with register_template\(name, instruction\) or pass instruction=\.\.\."),
-        "Or give a free instruction with --instruction TEXT.",
+_PHRASES = {
+    "Register your own with register_template(name, instruction) or pass instruction=...": (
+        "Or give a free instruction with --instruction TEXT."
     ),
-    (re.compile(r" \(or score on a server: RemoteReranker / base_url=\)"), ""),
-    (
-        re.compile(r"lower max_pixels, raise max_length or send smaller images"),
-        "raise --max-length or send smaller images",
-    ),
-    (re.compile(r"lower max_length or max_pixels"), "lower --max-length or send smaller images"),
-    (
-        re.compile(r"\b(" + "|".join(_OPTION_NAMES) + r")=(?:'([^']*)'|([^\s,;)]+))"),
-        lambda m: f"{_OPTION_NAMES[m[1]]} {m[2] if m[2] is not None else m[3]}",
-    ),
-)
+    " (or score on a server: RemoteReranker / base_url=)": "",
+    "lower max_pixels, raise max_length or send smaller images": "raise --max-length or send smaller images",
+    "lower max_length or max_pixels": "lower --max-length or send smaller images",
+}
+_ARGUMENT = re.compile(r"\b(" + "|".join(_OPTION_NAMES) + r")=(?:'([^']*)'|([^\s,;)]+))")
 
 
 def cli_wording(message: str) -> str:
@@ -65,9 +58,9 @@ def cli_wording(message: str) -> str:
         '--device cuda was requested but CUDA is not available; use --device cpu'
 
     """
-    for pattern, replacement in _PHRASES:
-        message = pattern.sub(replacement, message)  # type: ignore[arg-type]
-    return message
+    for phrase, replacement in _PHRASES.items():
+        message = message.replace(phrase, replacement)
+    return _ARGUMENT.sub(lambda m: f"{_OPTION_NAMES[m[1]]} {m[2] if m[2] is not None else m[3]}", message)
 
 
 def _option_error(exc: ConfigurationError) -> str:
@@ -75,11 +68,8 @@ def _option_error(exc: ConfigurationError) -> str:
     message = cli_wording(str(exc))
     if message.startswith("cannot load model"):
         return f"argument --model: {message}"
-    for option in _OPTION_NAMES.values():
-        if message.startswith(f"{option} "):
-            return f"argument {option}: {message}"
     for name, option in _OPTION_NAMES.items():
-        if message.startswith(f"{name} "):
+        if message.startswith((f"{option} ", f"{name} ")):
             return f"argument {option}: {message}"
     return message
 
@@ -91,14 +81,6 @@ def _fail(parser: argparse.ArgumentParser, args: argparse.Namespace, message: st
 
 def _say(args: argparse.Namespace, message: str) -> None:
     print(f"lychee {args.command}: {cli_wording(message)}", file=sys.stderr)
-
-
-def _stdout_closed() -> int:
-    """Drop what is left unwritten to a stdout whose reader is gone, quietly (no traceback at exit)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-    return CLOSED_PIPE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -121,8 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = int(args.handler(args))
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return status
-    except BrokenPipeError:
-        return _stdout_closed()
+    except BrokenPipeError:  # drop what is left unwritten, quietly (no traceback at exit)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return CLOSED_PIPE
     except UsageError as exc:
         _fail(parser, args, str(exc))
     except MissingDependencyError as exc:

@@ -17,7 +17,7 @@ from lychee_integrations.cli.documents import (
     documents_from_args,
     query_from_args,
 )
-from lychee_integrations.errors import ConfigurationError, InvalidInputError
+from lychee_integrations.errors import ConfigurationError, InvalidInputError, MissingDependencyError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -111,7 +111,6 @@ def cmd_rerank(args: argparse.Namespace) -> int:
         scored = reranker.score_request(request)
     except InvalidInputError as exc:
         raise UsageError(_explain(exc, documents)) from exc
-    inputs, instruction = request.documents, scored.instruction
     ranked = rank_scores(scored.scores, args.top_n)
     rows = [
         {
@@ -119,16 +118,23 @@ def cmd_rerank(args: argparse.Namespace) -> int:
             "index": result.index,
             "score": result.score,
             "band": score_band(result.score),
-            "type": inputs[result.index].kind,
+            "type": request.documents[result.index].kind,
             "source": documents[result.index].label,
             "document": describe(documents[result.index].value),
         }
         for rank, result in enumerate(ranked, start=1)
     ]
     if args.json:
-        print(json.dumps({"model": reranker.model_name, "instruction": instruction, "results": rows}, indent=2))
+        print(json.dumps({"model": reranker.model_name, "instruction": scored.instruction, "results": rows}, indent=2))
     else:
-        _print_table(rows)
+        header = f"{'rank':>4}  {'index':>5}  {'score':>6}  {'band':<7}  {'type':<10}  document"
+        print(header)
+        print("-" * len(header))
+        for row in rows:
+            print(
+                f"{row['rank']:>4}  {row['index']:>5}  {row['score']:>6.4f}  {row['band']:<7}  "
+                f"{row['type']:<10}  {row['document']}"
+            )
     if reranker.is_random:
         print(
             f"lychee rerank: warning: {reranker.model_name} is a random tiny checkpoint (lychee build-tiny): "
@@ -136,17 +142,6 @@ def cmd_rerank(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
-
-
-def _print_table(rows: list[dict[str, Any]]) -> None:
-    header = f"{'rank':>4}  {'index':>5}  {'score':>6}  {'band':<7}  {'type':<10}  document"
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        print(
-            f"{row['rank']:>4}  {row['index']:>5}  {row['score']:>6.4f}  {row['band']:<7}  "
-            f"{row['type']:<10}  {row['document']}"
-        )
 
 
 def cmd_templates(args: argparse.Namespace) -> int:
@@ -212,22 +207,16 @@ def _settings(args: argparse.Namespace) -> ServiceSettings:
     from lychee_integrations.service.settings import ServiceSettings
 
     api_key = _api_key(args)
+    same = (  # noqa: SIM905 - the options named as their settings
+        "max_documents max_image_pixels max_images_per_item max_images_per_request max_request_pixels max_text_chars "
+        "allow_remote_images image_root image_timeout max_concurrency served_model_name"
+    ).split()
     try:
         return ServiceSettings(
-            max_documents=args.max_documents,
             max_body_bytes=args.max_body_size,
             max_image_bytes=args.max_image_size,
-            max_image_pixels=args.max_image_pixels,
-            max_images_per_item=args.max_images_per_item,
-            max_images_per_request=args.max_images_per_request,
-            max_request_pixels=args.max_request_pixels,
-            max_text_chars=args.max_text_chars,
-            allow_remote_images=args.allow_remote_images,
-            image_root=args.image_root,
-            image_timeout=args.image_timeout,
-            max_concurrency=args.max_concurrency,
             api_key=api_key,
-            served_model_name=args.served_model_name,
+            **{name: getattr(args, name) for name in same},
         )
     except ConfigurationError as exc:
         raise UsageError(f"argument --image-root: {exc}" if "image root" in str(exc) else str(exc)) from exc
@@ -359,7 +348,6 @@ def cmd_ui(args: argparse.Namespace) -> int:
 def cmd_vllm_serve(args: argparse.Namespace) -> int:
     """Run ``vllm serve`` with the checkpoint's recipe (runner, overrides, pixel bounds, generated score template)."""
     import importlib.util
-    import os
     import shlex
 
     from lychee_integrations.vllm import serve_command
@@ -369,8 +357,6 @@ def cmd_vllm_serve(args: argparse.Namespace) -> int:
         print(shlex.join(command))
         return 0
     if importlib.util.find_spec("vllm") is None:
-        from lychee_integrations.errors import MissingDependencyError
-
         raise MissingDependencyError(
             "vllm is required for this feature: pip install 'lychee-integrations[vllm]' "
             "(in its own environment: see docs/vllm.md)"

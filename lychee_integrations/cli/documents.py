@@ -53,13 +53,6 @@ def _read_text(path: str | Path, what: str) -> str:
         raise UsageError(f"argument {what}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from exc
 
 
-def _format_of(path: str, requested: str) -> str:
-    if requested != "auto":
-        return requested
-    suffix = Path(path).suffix.lower()
-    return {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(suffix, "lines")
-
-
 def _near(value: Any, base: Path) -> Any:
     """Resolve a relative image path against the documents file's directory, when it names a file there."""
     if isinstance(value, str) and not value.lower().startswith(_URL_PREFIXES) and len(value) < 4096:
@@ -83,7 +76,8 @@ def _json_document(value: Any, where: str, base: Path) -> Any:
 
 
 def _read_docs_file(path: str, requested: str) -> list[LabelledDocument]:
-    fmt = _format_of(path, requested)
+    by_suffix = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+    fmt = by_suffix.get(Path(path).suffix.lower(), "lines") if requested == "auto" else requested
     text = _read_text(path, "--docs-file")
     name = "stdin" if path == "-" else path
     base = Path.cwd() if path == "-" else Path(path).parent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,21 @@ from lychee_integrations.config import DEFAULT_PREFIX_CACHE_BYTES, DEFAULT_VISIO
 __all__ = ["build_parser"]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _int_at_least(minimum: int, expected: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1, "a positive integer")
+_non_negative_int = _int_at_least(0, "an integer of 0 or more")
 
 
 def _port(text: str) -> int:
@@ -109,53 +117,12 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer of 0 or more, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer of 0 or more, got {value}")
-    return value
-
-
 _MIB = 2**20
 
 
-def _add_cache_options(parser: argparse.ArgumentParser) -> None:
-    """Add the options of the engine's caches that outlive a call (docs/engine.md, "Caches across calls")."""
-    group = parser.add_argument_group("caches across calls (exact; sizes in /metrics)")
-    group.add_argument(
-        "--vision-cache-mb",
-        type=_non_negative_int,
-        default=DEFAULT_VISION_CACHE_BYTES // _MIB,
-        metavar="MB",
-        help="vision-tower outputs of recently seen images, by content (default: %(default)s; 0: off)",
-    )
-    group.add_argument(
-        "--prefix-cache-mb",
-        type=_non_negative_int,
-        default=DEFAULT_PREFIX_CACHE_BYTES // _MIB,
-        metavar="MB",
-        help="keys and values of shared prompt prefixes (system prompt, instruction) (default: %(default)s; 0: off)",
-    )
-    group.add_argument(
-        "--score-cache-entries",
-        type=_non_negative_int,
-        default=RerankerConfig.score_cache_entries,
-        metavar="N",
-        help="scores of whole pairs, by model, instruction, query and document (default: %(default)s, off)",
-    )
-    group.add_argument(
-        "--score-cache-ttl",
-        type=_positive_float,
-        default=RerankerConfig.score_cache_ttl,
-        metavar="SECONDS",
-        help="how long a cached score stays valid (default: %(default)s)",
-    )
-
-
-def _add_service_options(parser: argparse.ArgumentParser, default_port: int) -> None:
+def _add_server_options(
+    parser: argparse.ArgumentParser, default_port: int, handler: Callable[[argparse.Namespace], int]
+) -> None:
     from lychee_integrations.service.settings import ServiceSettings
 
     defaults = ServiceSettings()  # the image budgets' defaults are stated once, there
@@ -227,42 +194,20 @@ def _add_service_options(parser: argparse.ArgumentParser, default_port: int) -> 
     limits.add_argument(
         "--max-image-size", type=_size, default="8MiB", metavar="SIZE", help="encoded image size (default: 8MiB)"
     )
-    limits.add_argument(
-        "--max-image-pixels",
-        type=_positive_int,
-        default=20_000_000,
-        metavar="N",
-        help="decoded image width x height (default: 20000000)",
-    )
-    limits.add_argument(
-        "--max-images-per-item",
-        type=_positive_int,
-        default=defaults.max_images_per_item,
-        metavar="N",
-        help=f"images in one query or one document (default: {defaults.max_images_per_item})",
-    )
-    limits.add_argument(
-        "--max-images-per-request",
-        type=_positive_int,
-        default=defaults.max_images_per_request,
-        metavar="N",
-        help=f"images in one request, query and documents together (default: {defaults.max_images_per_request})",
-    )
-    limits.add_argument(
-        "--max-request-pixels",
-        type=_positive_int,
-        default=defaults.max_request_pixels,
-        metavar="N",
-        help="width x height summed over every image of a request, read from the headers before any "
-        f"image is decoded (default: {defaults.max_request_pixels})",
-    )
-    limits.add_argument(
-        "--max-text-chars",
-        type=_positive_int,
-        default=defaults.max_text_chars,
-        metavar="N",
-        help=f"characters in one query, document or instruction text (default: {defaults.max_text_chars})",
-    )
+    for option, what in (
+        ("--max-image-pixels", "decoded image width x height"),
+        ("--max-images-per-item", "images in one query or one document"),
+        ("--max-images-per-request", "images in one request, query and documents together"),
+        (
+            "--max-request-pixels",
+            "width x height summed over every image of a request, read from the headers before any image is decoded",
+        ),
+        ("--max-text-chars", "characters in one query, document or instruction text"),
+    ):
+        default = getattr(defaults, option[2:].replace("-", "_"))
+        limits.add_argument(
+            option, type=_positive_int, default=default, metavar="N", help=f"{what} (default: {default})"
+        )
     limits.add_argument(
         "--allow-remote-images",
         action="store_true",
@@ -284,6 +229,38 @@ def _add_service_options(parser: argparse.ArgumentParser, default_port: int) -> 
         metavar="N",
         help="engine calls at once; the engine batches them together (default: 32)",
     )
+    _add_engine_options(parser)
+    # The engine's caches that outlive a call (docs/engine.md, "Caches across calls").
+    group = parser.add_argument_group("caches across calls (exact; sizes in /metrics)")
+    group.add_argument(
+        "--vision-cache-mb",
+        type=_non_negative_int,
+        default=DEFAULT_VISION_CACHE_BYTES // _MIB,
+        metavar="MB",
+        help="vision-tower outputs of recently seen images, by content (default: %(default)s; 0: off)",
+    )
+    group.add_argument(
+        "--prefix-cache-mb",
+        type=_non_negative_int,
+        default=DEFAULT_PREFIX_CACHE_BYTES // _MIB,
+        metavar="MB",
+        help="keys and values of shared prompt prefixes (system prompt, instruction) (default: %(default)s; 0: off)",
+    )
+    group.add_argument(
+        "--score-cache-entries",
+        type=_non_negative_int,
+        default=RerankerConfig.score_cache_entries,
+        metavar="N",
+        help="scores of whole pairs, by model, instruction, query and document (default: %(default)s, off)",
+    )
+    group.add_argument(
+        "--score-cache-ttl",
+        type=_positive_float,
+        default=RerankerConfig.score_cache_ttl,
+        metavar="SECONDS",
+        help="how long a cached score stays valid (default: %(default)s)",
+    )
+    parser.set_defaults(handler=handler, command_parser=parser)
 
 
 def _wrap(text: str) -> str:
@@ -476,10 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
         "/v2/rerank), GET /health, GET /ready, Prometheus metrics at /metrics and the API docs at /docs. "
         "Set an API key (--api-key, --api-key-file or $LYCHEE_API_KEY) before listening beyond this machine.",
     )
-    _add_service_options(serve, default_port=8000)
-    _add_engine_options(serve)
-    _add_cache_options(serve)
-    serve.set_defaults(handler=cmd_serve, command_parser=serve)
+    _add_server_options(serve, 8000, cmd_serve)
 
     ui = commands.add_parser(
         "ui",
@@ -488,10 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
         "documents, a rerank mode and a single-document score mode.",
     )
     ui.add_argument("--with-api", action="store_true", help="also serve the HTTP API; the page moves to /ui")
-    _add_service_options(ui, default_port=7860)
-    _add_engine_options(ui)
-    _add_cache_options(ui)
-    ui.set_defaults(handler=cmd_ui, command_parser=ui)
+    _add_server_options(ui, 7860, cmd_ui)
     _vllm_serve_parser(commands)
     _eval_parser(commands)
     return parser

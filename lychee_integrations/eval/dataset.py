@@ -91,17 +91,20 @@ def _image(root: Path, path: Path, line: int, value: Any) -> Path | None:
     return resolved
 
 
-def _read_jsonl(root: Path, path: Path, *, title: bool) -> dict[str, Document]:
+def _lines(path: Path) -> list[tuple[int, str]]:
+    """Return the file's non-blank lines, numbered from 1."""
     if not path.is_file():
         raise DatasetError(path, "file not found")
-    entries: dict[str, Document] = {}
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as exc:
         raise DatasetError(path, f"not UTF-8 text: {exc}") from None
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
+    return [(number, raw) for number, raw in enumerate(lines, start=1) if raw.strip()]
+
+
+def _read_jsonl(root: Path, path: Path, *, title: bool) -> dict[str, Document]:
+    entries: dict[str, Document] = {}
+    for number, raw in _lines(path):
         try:
             record = json.loads(raw)
         except json.JSONDecodeError as exc:
@@ -128,16 +131,8 @@ def _read_jsonl(root: Path, path: Path, *, title: bool) -> dict[str, Document]:
 
 
 def _read_qrels(path: Path, corpus: dict[str, Document], queries: dict[str, Document]) -> dict[str, dict[str, int]]:
-    if not path.is_file():
-        raise DatasetError(path, "file not found")
     qrels: dict[str, dict[str, int]] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise DatasetError(path, f"not UTF-8 text: {exc}") from None
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
+    for number, raw in _lines(path):
         fields = raw.split("\t") if "\t" in raw else raw.split()
         if number == 1 and fields[0].strip().lower() in ("query-id", "query_id", "qid"):
             continue  # BEIR's header

@@ -77,7 +77,7 @@ def _footer(report: EvalReport) -> list[str]:
 
 def format_table(report: EvalReport) -> str:
     """Render the summary as an aligned terminal table, one row per subset, system and metric."""
-    header = ["subset", "system", "metric", "queries", "value", "delta", "p_value"]
+    header = list(COLUMNS)
     body = [_cells(row) for row in summary_rows(report)]
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     left = 3  # subset, system and metric align left; the numbers right
@@ -158,10 +158,8 @@ def write_outputs(
         for name, path in run_paths(save_run, systems).items():
             _atomic_write(path, format_trec(report.runs[name], f"{tag}.{name}" if len(systems) > 1 else tag))
             written.append(path)
-    if output is not None:
-        _atomic_write(output, json.dumps(report.to_json(), indent=2) + "\n")
-        written.append(output)
-    if per_query is not None:
-        _atomic_write(per_query, json.dumps(report.per_query_json(), indent=2) + "\n")
-        written.append(per_query)
+    for target, data in ((output, report.to_json), (per_query, report.per_query_json)):
+        if target is not None:
+            _atomic_write(target, json.dumps(data(), indent=2) + "\n")
+            written.append(target)
     return written

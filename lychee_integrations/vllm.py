@@ -210,12 +210,7 @@ def checkpoint_recipe(model: str, *, revision: str | None = None, trust_remote_c
 
 def _collapse_image_runs(ids: Sequence[int], image_token_id: int) -> list[int]:
     """Replace each run of image tokens with one placeholder, which vLLM expands again."""
-    out: list[int] = []
-    for token in ids:
-        if token == image_token_id and out and out[-1] == image_token_id:
-            continue
-        out.append(token)
-    return out
+    return [t for i, t in enumerate(ids) if t != image_token_id or i == 0 or ids[i - 1] != image_token_id]
 
 
 class VLLMReranker(Scorer):
@@ -380,25 +375,23 @@ class VLLMReranker(Scorer):
         if llm is None:
             with self._load_lock:
                 if self._llm is None:
-                    vllm = require("vllm", "vllm")
+                    config, vllm = self.config, require("vllm", "vllm")
                     arguments = engine_arguments(
-                        self.config.model,
+                        config.model,
                         recipe=self.recipe,
-                        dtype=self.config.dtype,
+                        dtype=config.dtype,
                         max_length=self.max_length,
                         min_pixels=self.min_pixels,
                         max_pixels=self.max_pixels,
                         max_images_per_pair=self.max_images_per_pair,
                         tie_word_embeddings=checkpoint_ties_embeddings(
-                            self.config.model,
-                            revision=self.config.revision,
-                            trust_remote_code=self.config.trust_remote_code,
+                            config.model, revision=config.revision, trust_remote_code=config.trust_remote_code
                         ),
                     )
-                    if self.config.revision is not None:
-                        arguments["revision"] = self.config.revision
-                    arguments["trust_remote_code"] = self.config.trust_remote_code
-                    logger.info("starting vLLM for %s (recipe %s)", self.config.model, self.recipe.name)
+                    if config.revision is not None:
+                        arguments["revision"] = config.revision
+                    arguments["trust_remote_code"] = config.trust_remote_code
+                    logger.info("starting vLLM for %s (recipe %s)", config.model, self.recipe.name)
                     self._llm = vllm.LLM(**arguments, **self.engine_options)
                 llm = self._llm
         return llm

@@ -212,11 +212,7 @@ class LycheeReranker(Scorer):
             "vision %.3fs, language model %.3fs (run shared with concurrent calls: %.3fs)",
             len(pairs),
             encoded,
-            stages["waiting"],
-            stages["image_wait"],
-            stages["vision"],
-            stages["language_model"],
-            stages["run"],
+            *(stages[key] for key in ("waiting", "image_wait", "vision", "language_model", "run")),
         )
         return Scored(scores, sum(len(p) for p in pairs), instruction)
 

@@ -270,10 +270,7 @@ class Runtime:
             "scored %d pairs in %.3fs: waiting for image patches %.3fs, vision %.3fs, language model %.3fs "
             "(%d prefix group(s) %.3fs, batches %.3fs)",
             len(everything),
-            stages["run"],
-            stages["image_wait"],
-            stages["vision"],
-            stages["language_model"],
+            *(stages[key] for key in ("run", "image_wait", "vision", "language_model")),
             len(groups),
             stage["prefix"],
             stage["batches"],

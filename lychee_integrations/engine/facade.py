@@ -1,9 +1,8 @@
-"""The in-process engine's facade: :class:`LycheeReranker`.
+"""The in-process engine's facade: :class:`LycheeReranker` (the ``[engine]`` extra).
 
-One loaded model per configuration per process (:meth:`LycheeReranker.shared`), loaded
-lazily on first use, safe to call from many threads: the scheduler
-(:mod:`~lychee_integrations.engine.scheduler`) combines calls that arrive while the model
-is busy, so concurrent requests cost little more than one. Needs the ``[engine]`` extra.
+One model per configuration per process (:meth:`LycheeReranker.shared`), loaded on first use,
+safe from many threads: the scheduler (:mod:`~lychee_integrations.engine.scheduler`) combines
+calls that arrive while the model is busy, so concurrent requests cost little more than one.
 """
 
 from __future__ import annotations

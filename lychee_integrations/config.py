@@ -200,6 +200,11 @@ class RerankerConfig:
             return self.max_batch_tokens
         return CPU_BATCH_TOKENS if device == "cpu" else ACCELERATOR_BATCH_TOKENS
 
+    def hub_options(self) -> dict[str, Any]:
+        """Return the ``from_pretrained`` options that say where the checkpoint comes from."""
+        keys = ("revision", "cache_dir", "local_files_only", "trust_remote_code")
+        return {key: getattr(self, key) for key in keys}
+
     @classmethod
     def from_options(cls, **options: Any) -> RerankerConfig:
         """Build a config from keyword options, refusing unknown names with the list of known ones."""

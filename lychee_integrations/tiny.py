@@ -1,12 +1,10 @@
 """Offline checkpoints of the real architectures, for tests and benchmarks (``[engine]`` extra).
 
-:func:`build_tiny_checkpoint` writes a tiny, randomly initialised
-``Qwen2_5_VLForConditionalGeneration`` (or, with ``family="qwen3-vl"``, a
-``Qwen3VLForConditionalGeneration``) with a small byte-level BPE tokenizer and the stock
-processor and chat template to a directory, with ``save_pretrained``. Loading that directory
-exercises exactly the code path that loads ``vec-ai/lychee-rerank-mm``, without any download,
-so the package's tests and its users' CI can run the real prompt, batching and scoring end to
-end on a CPU. It is also importable as ``lychee_integrations.testing.build_tiny_checkpoint``.
+:func:`build_tiny_checkpoint` writes a tiny, random checkpoint of the real architecture with
+``save_pretrained``. Loading that directory exercises exactly the code path that loads
+``vec-ai/lychee-rerank-mm``, without any download, so the package's tests and its users' CI
+can run the real prompt, batching and scoring end to end on a CPU. It is also importable as
+``lychee_integrations.testing.build_tiny_checkpoint``.
 
 Example:
     >>> from lychee_integrations.tiny import build_tiny_checkpoint
@@ -16,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -127,45 +126,41 @@ def _train_tokenizer(vocab_target: int) -> tuple[dict[str, int], Any]:
     )
     lines = list(_CORPUS) * 4 + list(_ANSWER_LINES) * 50
     tok.train_from_iterator(lines, trainer=trainer)
-    state = tok.model.__getstate__()
-    import json
-
-    model_state = json.loads(state)
+    model_state = json.loads(tok.model.__getstate__())
     merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else (m[0], m[1]) for m in model_state["merges"]]
     return dict(model_state["vocab"]), merges
 
 
-def preset_config(preset: str | dict[str, Any], vocab_size: int, token_ids: dict[str, int]) -> Any:
-    """Return the ``Qwen2_5_VLConfig`` of a preset for a tokenizer's special token ids."""
-    from transformers import Qwen2_5_VLConfig
-
-    ids = token_ids
-    shape = PRESETS[preset] if isinstance(preset, str) else preset
+def _config(
+    config_class: Any, shape: dict[str, Any], vocab_size: int, ids: dict[str, int], rope: dict[str, Any], **vision: Any
+) -> Any:
     text = dict(shape["text"])
-    mrope_section = text.pop("mrope_section")
-    vision = shape["vision"]
-    config = Qwen2_5_VLConfig(
+    rope = {"rope_type": "default", **rope, "mrope_section": text.pop("mrope_section")}
+    return config_class(
         text_config={
             **text,
             "vocab_size": vocab_size,
             "max_position_embeddings": 128000,
-            "rope_parameters": {
-                "rope_type": "default",
-                "rope_theta": 1000000.0,
-                "mrope_section": mrope_section,
-            },
+            "rope_parameters": rope,
             "bos_token_id": ids["<|endoftext|>"],
             "eos_token_id": ids["<|im_end|>"],
             "pad_token_id": ids["<|endoftext|>"],
         },
-        vision_config={**vision, "out_hidden_size": text["hidden_size"], "window_size": 112},
+        vision_config={**shape["vision"], **vision, "out_hidden_size": text["hidden_size"]},
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=False,
     )
-    return config
+
+
+def preset_config(preset: str | dict[str, Any], vocab_size: int, token_ids: dict[str, int]) -> Any:
+    """Return the ``Qwen2_5_VLConfig`` of a preset for a tokenizer's special token ids."""
+    from transformers import Qwen2_5_VLConfig
+
+    shape = PRESETS[preset] if isinstance(preset, str) else preset
+    return _config(Qwen2_5_VLConfig, shape, vocab_size, token_ids, {"rope_theta": 1000000.0}, window_size=112)
 
 
 #: Qwen3-VL architecture sizes: ``tiny`` for tests; ``small`` (4 layers of 512, head size 64) for vLLM,
@@ -182,42 +177,13 @@ QWEN3_VL_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _qwen3_vl_config(vocab_size: int, ids: dict[str, int], preset: str = "tiny") -> Any:
+def _qwen3_vl_config(vocab_size: int, ids: dict[str, int], preset: Any) -> Any:
     from transformers import Qwen3VLConfig
 
-    text = dict(QWEN3_VL_PRESETS[preset]["text"])
-    mrope_section = text.pop("mrope_section")
-    vision = QWEN3_VL_PRESETS[preset]["vision"]
-    return Qwen3VLConfig(
-        text_config={
-            **text,
-            "vocab_size": vocab_size,
-            "max_position_embeddings": 128000,
-            "rope_parameters": {
-                "rope_type": "default",
-                "rope_theta": 5000000.0,
-                "mrope_section": mrope_section,
-                "mrope_interleaved": True,
-            },
-            "bos_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-        },
-        vision_config={
-            **vision,
-            "patch_size": 16,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "out_hidden_size": text["hidden_size"],
-            "num_position_embeddings": 64,
-            "deepstack_visual_indexes": [0],
-        },
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=False,
-    )
+    rope = {"rope_theta": 5000000.0, "mrope_interleaved": True}
+    vision = {"patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2, "num_position_embeddings": 64}
+    shape = QWEN3_VL_PRESETS[preset]
+    return _config(Qwen3VLConfig, shape, vocab_size, ids, rope, **vision, deepstack_visual_indexes=[0])
 
 
 def _tiny_tokenizer() -> Any:
@@ -231,41 +197,6 @@ def _tiny_tokenizer() -> Any:
         if len(tokenizer.encode(word, add_special_tokens=False)) != 1:
             raise RuntimeError(f"tiny tokenizer did not learn {word!r} as one token")
     return tokenizer
-
-
-def _build_tiny_qwen3_vl(
-    out: Path, vocab_size: int | None, seed: int, dtype: str, preset: str = "tiny", *, real_tokenizer: bool = False
-) -> Path:
-    import torch
-    from transformers import Qwen3VLForConditionalGeneration, Qwen3VLProcessor
-    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
-    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
-
-    tokenizer, chat_template, vocab_size = _tokenizer_for("qwen3-vl", real_tokenizer, vocab_size)
-    processor = Qwen3VLProcessor(
-        image_processor=Qwen2VLImageProcessor(
-            patch_size=16,
-            merge_size=2,
-            temporal_patch_size=2,
-            size={"shortest_edge": 4 * 32 * 32, "longest_edge": 1800 * 32 * 32},
-        ),
-        tokenizer=tokenizer,
-        video_processor=Qwen3VLVideoProcessor(patch_size=16, merge_size=2, temporal_patch_size=2),
-        chat_template=chat_template,
-    )
-    ids: dict[str, int] = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in SPECIAL_TOKENS}
-    n_vocab = vocab_size if vocab_size is not None else len(tokenizer)
-    if n_vocab < len(tokenizer):
-        raise ValueError(f"vocab_size={n_vocab} is smaller than the tokenizer ({len(tokenizer)} tokens)")
-    torch.manual_seed(seed)
-    model = Qwen3VLForConditionalGeneration(_qwen3_vl_config(n_vocab, ids, preset)).to(getattr(torch, dtype))
-    if preset == "tiny":
-        _spread_weights(model)
-    setattr(model.config, RANDOM_MARKER, True)  # the engine says so when it loads it
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    logger.info("built tiny Qwen3-VL-Reranker checkpoint at %s", out)
-    return out
 
 
 def build_tiny_checkpoint(
@@ -292,8 +223,7 @@ def build_tiny_checkpoint(
             which is what benchmarks want.
         preset: ``"tiny"`` (under 1 MB), ``"small"`` (8 layers of 512, head size 64: CPU
             benchmarks and vLLM), or a dict of :data:`PRESETS`' shape (e.g. the 7B shapes of
-            ``benchmarks/presets.py``, 8.3B random
-            parameters: for GPU benchmarks, about 16 GB in bfloat16).
+            ``benchmarks/presets.py``, 8.3B random parameters: for GPU benchmarks, about 16 GB in bfloat16).
         seed: Seed for the random weights.
         dtype: ``"float32"`` or ``"bfloat16"``, the dtype the weights are saved in.
         family: ``"lychee"`` (Qwen2.5-VL) or ``"qwen3-vl"`` (a tiny
@@ -315,48 +245,60 @@ def build_tiny_checkpoint(
     """
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; use one of {', '.join(FAMILIES)}")
-    if family == "qwen3-vl":
-        if not isinstance(preset, str) or preset not in QWEN3_VL_PRESETS:
-            raise ValueError(f"family 'qwen3-vl' has the presets {', '.join(QWEN3_VL_PRESETS)}, not {preset!r}")
-        target = Path(path)
-        target.mkdir(parents=True, exist_ok=True)
-        return _build_tiny_qwen3_vl(target, vocab_size, seed, dtype, preset, real_tokenizer=real_tokenizer)
-    if isinstance(preset, str) and preset not in PRESETS:
+    qwen3 = family == "qwen3-vl"
+    if qwen3 and (not isinstance(preset, str) or preset not in QWEN3_VL_PRESETS):
+        raise ValueError(f"family 'qwen3-vl' has the presets {', '.join(QWEN3_VL_PRESETS)}, not {preset!r}")
+    if not qwen3 and isinstance(preset, str) and preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
     import torch
     import transformers
-    from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
-    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer, chat_template, vocab_size = _tokenizer_for("lychee", real_tokenizer, vocab_size)
-
-    image_processor = Qwen2VLImageProcessor(min_pixels=4 * 28 * 28, max_pixels=1280 * 28 * 28)
-    video_processor = Qwen2VLVideoProcessor()
-    processor = Qwen2_5_VLProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        video_processor=video_processor,
-        chat_template=chat_template,
-    )
-
+    tokenizer, chat_template, vocab_size = _tokenizer_for(family, real_tokenizer, vocab_size)
     ids: dict[str, int] = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in SPECIAL_TOKENS}  # type: ignore[misc]
     n_vocab = vocab_size if vocab_size is not None else len(tokenizer)
     if n_vocab < len(tokenizer):
         raise ValueError(f"vocab_size={n_vocab} is smaller than the tokenizer ({len(tokenizer)} tokens)")
-    config = preset_config(preset, n_vocab, ids)
+    processor: Any
+    model_class: Any
+    if qwen3:
+        from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+
+        patching = {"patch_size": 16, "merge_size": 2, "temporal_patch_size": 2}
+        processor = transformers.Qwen3VLProcessor(
+            image_processor=Qwen2VLImageProcessor(
+                **patching, size={"shortest_edge": 4 * 32 * 32, "longest_edge": 1800 * 32 * 32}
+            ),
+            tokenizer=tokenizer,
+            video_processor=Qwen3VLVideoProcessor(**patching),
+            chat_template=chat_template,
+        )
+        model_class, config = transformers.Qwen3VLForConditionalGeneration, _qwen3_vl_config(n_vocab, ids, preset)
+    else:
+        from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+        processor = transformers.Qwen2_5_VLProcessor(
+            image_processor=Qwen2VLImageProcessor(min_pixels=4 * 28 * 28, max_pixels=1280 * 28 * 28),
+            tokenizer=tokenizer,
+            video_processor=Qwen2VLVideoProcessor(),
+            chat_template=chat_template,
+        )
+        model_class, config = transformers.Qwen2_5_VLForConditionalGeneration, preset_config(preset, n_vocab, ids)
     torch.manual_seed(seed)
     device = "cuda" if not isinstance(preset, str) and torch.cuda.is_available() else "cpu"
     with torch.device(device):
-        model = Qwen2_5_VLForConditionalGeneration(config).to(getattr(torch, dtype))
+        model = model_class(config).to(getattr(torch, dtype))
     if preset == "tiny":
         _spread_weights(model)
     setattr(model.config, RANDOM_MARKER, True)  # the engine says so when it loads it
     model.save_pretrained(out)
     processor.save_pretrained(out)
-    logger.info("built tiny Lychee checkpoint at %s (transformers %s)", out, transformers.__version__)
+    if qwen3:
+        logger.info("built tiny Qwen3-VL-Reranker checkpoint at %s", out)
+    else:
+        logger.info("built tiny Lychee checkpoint at %s (transformers %s)", out, transformers.__version__)
     return out
 
 

@@ -18,13 +18,6 @@ server, with a chat template generated from the recipe (:func:`score_template`).
 vLLM pins its own torch: install it in its own environment (``pip install
 'lychee-integrations[vllm]'`` there, or see ``docs/vllm.md``). vLLM's engine core runs in a
 spawned process, so scripts that use this class need an ``if __name__ == "__main__":`` guard.
-
-Example:
-    >>> from lychee_integrations.vllm import VLLMReranker
-    >>> reranker = VLLMReranker("vec-ai/lychee-rerank-mm", dtype="bfloat16")  # doctest: +SKIP
-    >>> reranker.rerank("a red car", ["a red sports car", {"image": "car.jpg"}])  # doctest: +SKIP
-    [RerankResult(index=0, score=0.97), RerankResult(index=1, score=0.93)]
-
 """
 
 from __future__ import annotations
@@ -42,7 +35,7 @@ from typing import Any
 
 from lychee_integrations._deps import require
 from lychee_integrations.config import DEFAULT_MODEL, RerankerConfig
-from lychee_integrations.engine.pairs import PromptEncoder, build_messages
+from lychee_integrations.engine.pairs import _SUFFIX_TOKENS, PromptEncoder, build_messages
 from lychee_integrations.engine.processor import load_processor
 from lychee_integrations.errors import ConfigurationError
 from lychee_integrations.images import ImagePolicy
@@ -80,21 +73,10 @@ VLLM_LOADING: dict[str, dict[str, Any]] = {
 #: Lychee's overrides (kept for callers of the Lychee-only API): ``sigmoid(z_yes - z_no)``.
 HF_OVERRIDES: dict[str, Any] = {"method": "from_2_way_softmax", "classifier_from_token": ["no", "yes"]}
 
-#: Tokens the Qwen3-VL cut re-appends after ``max_length`` (``<|im_end|>\n<|im_start|>assistant\n``).
-_QWEN3_VL_SUFFIX_TOKENS = 5
-
 #: Engine arguments this class sets itself and refuses from the caller.
 _RESERVED_OPTIONS = frozenset(
-    {
-        "runner",
-        "convert",
-        "hf_overrides",
-        "mm_processor_kwargs",
-        "limit_mm_per_prompt",
-        "max_model_len",
-        "revision",
-        "trust_remote_code",
-    }
+    {"runner", "convert", "hf_overrides", "mm_processor_kwargs", "limit_mm_per_prompt", "max_model_len"}
+    | {"revision", "trust_remote_code"}
 )
 
 
@@ -119,7 +101,7 @@ def max_model_len(recipe: Recipe | str, max_length: int) -> int:
 
     """
     found = get_recipe(recipe) if isinstance(recipe, str) else recipe
-    return max_length + (_QWEN3_VL_SUFFIX_TOKENS if found.truncation == "qwen3_vl" else 0)
+    return max_length + (_SUFFIX_TOKENS if found.truncation == "qwen3_vl" else 0)
 
 
 def engine_arguments(
@@ -166,22 +148,23 @@ def engine_arguments(
     """
     found = _as_recipe(recipe)
     loading = VLLM_LOADING[found.name]
-    arguments: dict[str, Any] = {"model": model, "runner": "pooling"}
-    if "convert" in loading:
-        arguments["convert"] = loading["convert"]
-    arguments["hf_overrides"] = {
-        **loading["hf_overrides"],
-        "classifier_from_token": [found.no_token, found.yes_token],
-        "text_config": {"tie_word_embeddings": tie_word_embeddings},
+    return {
+        "model": model,
+        "runner": "pooling",
+        **{key: loading[key] for key in ("convert",) if key in loading},
+        "hf_overrides": {
+            **loading["hf_overrides"],
+            "classifier_from_token": [found.no_token, found.yes_token],
+            "text_config": {"tie_word_embeddings": tie_word_embeddings},
+        },
+        "mm_processor_kwargs": {
+            "min_pixels": found.min_pixels if min_pixels is None else min_pixels,
+            "max_pixels": found.max_pixels if max_pixels is None else max_pixels,
+        },
+        "limit_mm_per_prompt": {"image": max_images_per_pair, "video": 0},
+        "max_model_len": max_model_len(found, found.max_length if max_length is None else max_length),
+        "dtype": dtype,
     }
-    arguments["mm_processor_kwargs"] = {
-        "min_pixels": found.min_pixels if min_pixels is None else min_pixels,
-        "max_pixels": found.max_pixels if max_pixels is None else max_pixels,
-    }
-    arguments["limit_mm_per_prompt"] = {"image": max_images_per_pair, "video": 0}
-    arguments["max_model_len"] = max_model_len(found, found.max_length if max_length is None else max_length)
-    arguments["dtype"] = dtype
-    return arguments
 
 
 def _read_config(model: str, revision: str | None, trust_remote_code: bool) -> Any:
@@ -227,12 +210,7 @@ def checkpoint_recipe(model: str, *, revision: str | None = None, trust_remote_c
 
 def _collapse_image_runs(ids: Sequence[int], image_token_id: int) -> list[int]:
     """Replace each run of image tokens with one placeholder, which vLLM expands again."""
-    out: list[int] = []
-    for token in ids:
-        if token == image_token_id and out and out[-1] == image_token_id:
-            continue
-        out.append(token)
-    return out
+    return [t for i, t in enumerate(ids) if t != image_token_id or i == 0 or ids[i - 1] != image_token_id]
 
 
 class VLLMReranker(Scorer):
@@ -378,7 +356,8 @@ class VLLMReranker(Scorer):
         if encoder is None:
             with self._load_lock:
                 if self._encoder is None:
-                    processor = _load_processor(self.config, self.min_pixels, self.max_pixels)
+                    config = self.config
+                    processor = _load_processor(config.model, self.min_pixels, self.max_pixels, **config.hub_options())
                     self._image_token_id = int(processor.tokenizer.convert_tokens_to_ids(processor.image_token))
                     self._encoder = PromptEncoder(
                         processor,
@@ -396,25 +375,23 @@ class VLLMReranker(Scorer):
         if llm is None:
             with self._load_lock:
                 if self._llm is None:
-                    vllm = require("vllm", "vllm")
+                    config, vllm = self.config, require("vllm", "vllm")
                     arguments = engine_arguments(
-                        self.config.model,
+                        config.model,
                         recipe=self.recipe,
-                        dtype=self.config.dtype,
+                        dtype=config.dtype,
                         max_length=self.max_length,
                         min_pixels=self.min_pixels,
                         max_pixels=self.max_pixels,
                         max_images_per_pair=self.max_images_per_pair,
                         tie_word_embeddings=checkpoint_ties_embeddings(
-                            self.config.model,
-                            revision=self.config.revision,
-                            trust_remote_code=self.config.trust_remote_code,
+                            config.model, revision=config.revision, trust_remote_code=config.trust_remote_code
                         ),
                     )
-                    if self.config.revision is not None:
-                        arguments["revision"] = self.config.revision
-                    arguments["trust_remote_code"] = self.config.trust_remote_code
-                    logger.info("starting vLLM for %s (recipe %s)", self.config.model, self.recipe.name)
+                    if config.revision is not None:
+                        arguments["revision"] = config.revision
+                    arguments["trust_remote_code"] = config.trust_remote_code
+                    logger.info("starting vLLM for %s (recipe %s)", config.model, self.recipe.name)
                     self._llm = vllm.LLM(**arguments, **self.engine_options)
                 llm = self._llm
         return llm
@@ -460,20 +437,11 @@ class VLLMReranker(Scorer):
         )
 
 
-def _load_processor(config: RerankerConfig, min_pixels: int, max_pixels: int) -> Any:
-    """Load the checkpoint's processor with the engine's settings (left padding, pixel bounds)."""
+def _load_processor(model: str, min_pixels: int, max_pixels: int, **hub_options: Any) -> Any:
     try:
-        return load_processor(
-            config.model,
-            min_pixels=min_pixels,
-            max_pixels=max_pixels,
-            revision=config.revision,
-            cache_dir=config.cache_dir,
-            local_files_only=config.local_files_only,
-            trust_remote_code=config.trust_remote_code,
-        )
+        return load_processor(model, min_pixels=min_pixels, max_pixels=max_pixels, **hub_options)
     except OSError as exc:
-        raise ConfigurationError(f"cannot load model {config.model!r}: {exc}") from exc
+        raise ConfigurationError(f"cannot load model {model!r}: {exc}") from exc
 
 
 #: Stand-ins rendered through the checkpoint's chat template to find where the request's values go.
@@ -529,8 +497,8 @@ def score_template(processor: Any, recipe: Recipe | str) -> str:
         pieces.append(before)
     pieces.append(rest)
 
-    def side(name: str, role: str) -> str:
-        pick = f'{{%- set {name} = (messages | selectattr("role", "equalto", "{role}") | first)["content"] -%}}'
+    def side(name: str) -> str:
+        pick = f'{{%- set {name} = (messages | selectattr("role", "equalto", "{name}") | first)["content"] -%}}'
         if found.empty_side_text is None:
             return pick + f'{{%- if {name} is none -%}}{{%- set {name} = "" -%}}{{%- endif -%}}'
         empty = json.dumps(found.empty_side_text)
@@ -541,22 +509,14 @@ def score_template(processor: Any, recipe: Recipe | str) -> str:
         "prompt, with the query and document of vLLM's score request and the request's instruction -#}"
     )
     default = json.dumps(found.default_instruction)
-    return "".join(
-        [
-            comment,
-            side("query", "query"),
-            side("document", "document"),
-            '{%- if instruction is not defined or instruction is none or instruction == "" -%}',
-            f"{{%- set instruction = {default} -%}}",
-            "{%- endif -%}",
-            _literal(pieces[0]),
-            "{{- instruction -}}",
-            _literal(pieces[1]),
-            "{{- query -}}",
-            _literal(pieces[2]),
-            "{{- document -}}",
-            _literal(pieces[3]),
-        ]
+    values = ("{{- instruction -}}", "{{- query -}}", "{{- document -}}", "")
+    return (
+        comment
+        + side("query")
+        + side("document")
+        + '{%- if instruction is not defined or instruction is none or instruction == "" -%}'
+        + f"{{%- set instruction = {default} -%}}{{%- endif -%}}"
+        + "".join(_literal(piece) + value for piece, value in zip(pieces, values, strict=True))
     )
 
 
@@ -634,28 +594,13 @@ def serve_command(
     if tie_word_embeddings is None:
         tie_word_embeddings = checkpoint_ties_embeddings(model)
     if chat_template is None:
-        try:
-            processor = load_processor(model, min_pixels=found.min_pixels, max_pixels=found.max_pixels)
-        except OSError as exc:
-            raise ConfigurationError(f"cannot load model {model!r}: {exc}") from exc
+        processor = _load_processor(model, found.min_pixels, found.max_pixels)
         chat_template = write_chat_template(score_template(processor, found))
     arguments = engine_arguments(model, recipe=found, tie_word_embeddings=tie_word_embeddings)
     command = [python or sys.executable, "-m", _SERVER_MODULE, "--model", model, "--runner", arguments["runner"]]
     if "convert" in arguments:
         command += ["--convert", arguments["convert"]]
-    return [
-        *command,
-        "--hf-overrides",
-        json.dumps(arguments["hf_overrides"]),
-        "--mm-processor-kwargs",
-        json.dumps(arguments["mm_processor_kwargs"]),
-        "--limit-mm-per-prompt",
-        json.dumps(arguments["limit_mm_per_prompt"]),
-        "--max-model-len",
-        str(arguments["max_model_len"]),
-        "--chat-template",
-        chat_template,
-        "--host",
-        "127.0.0.1",
-        *extra_args,
-    ]
+    for key in ("hf_overrides", "mm_processor_kwargs", "limit_mm_per_prompt"):
+        command += ["--" + key.replace("_", "-"), json.dumps(arguments[key])]
+    command += ["--max-model-len", str(arguments["max_model_len"]), "--chat-template", chat_template]
+    return [*command, "--host", "127.0.0.1", *extra_args]

@@ -1,15 +1,10 @@
 """Caches that outlive a call: bounded, thread-safe, exact, and counted for ``/metrics``.
 
 One store, :class:`BoundedCache` (least recently used first out, bounded by bytes or by
-entries, optional time to live), serves the engine's three caches:
-
-* ``vision``: the vision tower's output for an image, keyed by the image's content hash and
-  the image settings (:func:`image_key`), so an image seen by an earlier call skips its
-  patches and the vision tower;
-* ``prefix``: the key/value cache of a prompt prefix (system prompt, instruction, maybe the
-  query), keyed by its token ids and image keys, so later calls run only what follows it;
-* ``score``: the score of a whole pair, keyed by the model and the pair's token ids and image
-  keys (which hold the recipe's prompt, instruction, query and document); off by default.
+entries, optional time to live), serves the engine's three caches (what each saves:
+:class:`~lychee_integrations.config.RerankerConfig`): ``vision``, the vision tower's output per
+image by :func:`image_key`; ``prefix``, a prompt prefix's keys and values by its token ids and
+image keys; ``score``, a whole pair's score by the model and the pair's token ids and image keys.
 
 Every lookup emits a telemetry event (:mod:`lychee_integrations.telemetry`),
 ``<name>_cache_hit`` or ``<name>_cache_miss`` (value 1), and every change of size

@@ -1,9 +1,8 @@
-"""The in-process engine's facade: :class:`LycheeReranker`.
+"""The in-process engine's facade: :class:`LycheeReranker` (the ``[engine]`` extra).
 
-One loaded model per configuration per process (:meth:`LycheeReranker.shared`), loaded
-lazily on first use, safe to call from many threads: the scheduler
-(:mod:`~lychee_integrations.engine.scheduler`) combines calls that arrive while the model
-is busy, so concurrent requests cost little more than one. Needs the ``[engine]`` extra.
+One model per configuration per process (:meth:`LycheeReranker.shared`), loaded on first use,
+safe from many threads: the scheduler (:mod:`~lychee_integrations.engine.scheduler`) combines
+calls that arrive while the model is busy, so concurrent requests cost little more than one.
 """
 
 from __future__ import annotations
@@ -212,11 +211,7 @@ class LycheeReranker(Scorer):
             "vision %.3fs, language model %.3fs (run shared with concurrent calls: %.3fs)",
             len(pairs),
             encoded,
-            stages["waiting"],
-            stages["image_wait"],
-            stages["vision"],
-            stages["language_model"],
-            stages["run"],
+            *(stages[key] for key in ("waiting", "image_wait", "vision", "language_model", "run")),
         )
         return Scored(scores, sum(len(p) for p in pairs), instruction)
 

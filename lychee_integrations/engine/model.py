@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections import Counter
@@ -11,9 +12,13 @@ from typing import Any
 
 from lychee_integrations._deps import require
 from lychee_integrations.config import RerankerConfig
+from lychee_integrations.engine.caches import BoundedCache, tensor_bytes
+from lychee_integrations.engine.checkpoint import RANDOM_MARKER, check_available
 from lychee_integrations.engine.pairs import EncodedPair, ImageFeatures
+from lychee_integrations.engine.prefix import image_spans, reusable_length
 from lychee_integrations.engine.prefix_attention import PREFIX_KEYWORD
 from lychee_integrations.engine.prefix_attention import install as install_prefix_attention
+from lychee_integrations.engine.processor import load_processor
 from lychee_integrations.engine.shortcuts import ReadPositions, linear_patch_embedding
 from lychee_integrations.errors import ConfigurationError
 from lychee_integrations.recipes import Recipe, get_recipe, recipe_for
@@ -85,18 +90,16 @@ def _resolve_attention(requested: str, device: str, dtype: Any) -> str:
     import torch
 
     has_flash = importlib.util.find_spec("flash_attn") is not None
+    fits = device.startswith("cuda") and dtype in (torch.bfloat16, torch.float16)
     if requested == "flash_attention_2":
         if not has_flash:
             raise ConfigurationError(
                 "attn_implementation='flash_attention_2' needs flash-attn: pip install 'lychee-integrations[gpu]'"
             )
-        if not device.startswith("cuda") or dtype not in (torch.bfloat16, torch.float16):
+        if not fits:
             raise ConfigurationError("flash_attention_2 needs a CUDA device and dtype bfloat16 or float16")
-        return requested
-    if requested == "auto":
-        if has_flash and device.startswith("cuda") and dtype in (torch.bfloat16, torch.float16):
-            return "flash_attention_2"
-        return "sdpa"
+    elif requested == "auto":
+        return "flash_attention_2" if has_flash and fits else "sdpa"
     return requested
 
 
@@ -125,14 +128,7 @@ class LoadedModel:
         self.config = config
         self.device = _resolve_device(torch, config.device)
         self.dtype = _resolve_dtype(torch, config.dtype, self.device)
-        hub = {
-            "revision": config.revision,
-            "cache_dir": config.cache_dir,
-            "local_files_only": config.local_files_only,
-            "trust_remote_code": config.trust_remote_code,
-        }
-        from lychee_integrations.engine.checkpoint import RANDOM_MARKER, check_available
-
+        hub = config.hub_options()
         check_available(
             config.model, revision=config.revision, cache_dir=config.cache_dir, local_files_only=config.local_files_only
         )
@@ -167,8 +163,6 @@ class LoadedModel:
                 bnb_4bit_compute_dtype=self.dtype,
             )
             kwargs["device_map"] = {"": self.device}
-        from lychee_integrations.engine.processor import load_processor
-
         self.processor = load_processor(config.model, min_pixels=self.min_pixels, max_pixels=self.max_pixels, **hub)
         model_class = getattr(transformers, self.recipe.model_class)
         model: Any = model_class.from_pretrained(config.model, **kwargs)
@@ -184,8 +178,6 @@ class LoadedModel:
         self.vision_seconds = 0.0
         #: Seconds spent waiting for image patches (made in a pool, or here when not prefetched).
         self.image_wait_seconds = 0.0
-        from lychee_integrations.engine.caches import BoundedCache, tensor_bytes
-
         #: Keys and values of prompt prefixes by token ids and image keys, across calls
         #: (``config.prefix_cache_bytes``): entries ``(ids, image keys, [(keys, values) per layer])``.
         self.prefix_cache: BoundedCache[Any] | None = (
@@ -201,7 +193,8 @@ class LoadedModel:
         )
         #: How this transformers version's forward takes a key/value cache (``cache`` from 5.2x,
         #: ``past_key_values`` before); ``None`` turns prefix reuse off rather than let a cache be ignored.
-        self.cache_keyword = _cache_keyword(model.model)
+        parameters = inspect.signature(model.model.forward).parameters
+        self.cache_keyword = next((name for name in ("cache", "past_key_values") if name in parameters), None)
         #: Whether prefix groups read the prefix once for all rows (:mod:`.prefix_attention`; CPU only)
         #: rather than copying its keys and values into every row.
         self.merged_prefix_attention = config.prefix_reuse and install_prefix_attention(self.model)
@@ -246,21 +239,14 @@ class LoadedModel:
         input_ids = input_ids.to(self.device)
         attention_mask = attention_mask.to(self.device)
         inputs: dict[str, Any] = {}
-        inner = self.model.model
         with torch.inference_mode():
             if images:
-                grid = torch.cat([f.grid_thw for f in images]).to(self.device)
                 inputs["mm_encoder_outputs"] = {"image": self._image_embeddings(images, image_cache)}
-                position_ids, _ = inner.get_rope_index(
-                    input_ids,
-                    mm_token_type_ids=(input_ids == self.image_token_id).int(),
-                    image_grid_thw=grid,
-                    attention_mask=attention_mask,
-                )
+                position_ids = self._rope_index(input_ids, images, attention_mask)
             else:
                 position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
             with self.read_positions.only(torch.full((rows,), width - 1, device=self.device)):
-                hidden = inner(
+                hidden = self.model.model(
                     input_ids=input_ids,
                     attention_mask=attention_mask,
                     position_ids=position_ids,
@@ -271,11 +257,7 @@ class LoadedModel:
             return [float(v) for v in torch.sigmoid(logits).cpu()]
 
     def _image_embeddings(self, images: Sequence[ImageFeatures], cache: ImageCache | None) -> Any:
-        """Run the vision tower once per distinct image not in ``cache`` nor in the cross-call vision cache.
-
-        Images of equal content key share one run; what the tower makes for an image with a key
-        is kept in :attr:`vision_cache` for later calls.
-        """
+        """Run the vision tower once per distinct image (equal content keys share one run) not cached."""
         import torch
         from transformers.modeling_outputs import BaseModelOutputWithPooling
 
@@ -330,24 +312,24 @@ class LoadedModel:
         per_layer = [tuple(entry[1][layer] for entry in entries) for layer in range(len(entries[0][1]))]
         return entries[0][2](pooler_output=pooled, deepstack_features=per_layer)
 
-    def _positions(self, input_ids: Sequence[int], images: Sequence[ImageFeatures]) -> Any:
-        """Return the rotary positions of one whole, unpadded sequence, as ``(3, length)``.
-
-        The model's own ``get_rope_index`` computes them when the sequence holds images,
-        so this follows whatever position scheme the checkpoint's architecture uses.
-        """
+    def _rope_index(self, ids: Any, images: Sequence[ImageFeatures], attention_mask: Any) -> Any:
+        """Return positions by the model's own ``get_rope_index`` (the checkpoint's own scheme)."""
         import torch
 
-        ids = torch.tensor([input_ids], dtype=torch.long, device=self.device)
+        grid = torch.cat([f.grid_thw for f in images]).to(self.device)
+        mm_token_type_ids = (ids == self.image_token_id).int()
+        return self.model.model.get_rope_index(
+            ids, mm_token_type_ids=mm_token_type_ids, image_grid_thw=grid, attention_mask=attention_mask
+        )[0]
+
+    def _positions(self, input_ids: Sequence[int], images: Sequence[ImageFeatures]) -> Any:
+        """Return the rotary positions of one whole, unpadded sequence, as ``(3, length)``."""
+        import torch
+
         if not images:
             return torch.arange(len(input_ids), device=self.device).expand(3, -1)
-        position_ids, _ = self.model.model.get_rope_index(
-            ids,
-            mm_token_type_ids=(ids == self.image_token_id).int(),
-            image_grid_thw=torch.cat([f.grid_thw for f in images]).to(self.device),
-            attention_mask=torch.ones_like(ids),
-        )
-        return position_ids[:, 0, :]
+        ids = torch.tensor([input_ids], dtype=torch.long, device=self.device)
+        return self._rope_index(ids, images, torch.ones_like(ids))[:, 0, :]
 
     def run_prefix(self, pair: EncodedPair, length: int, image_cache: ImageCache | None = None) -> PrefixState:
         """Run the first ``length`` tokens of ``pair`` once and keep their key/value cache.
@@ -368,8 +350,6 @@ class LoadedModel:
         import torch
         from transformers import DynamicCache
 
-        from lychee_integrations.engine.prefix import image_spans
-
         spans = image_spans(pair.input_ids, self.image_token_id)
         n_images = sum(1 for _, end in spans if end <= length)
         ids = tuple(pair.input_ids[:length])
@@ -378,7 +358,8 @@ class LoadedModel:
         start, cache = 0, DynamicCache()
         store = self.prefix_cache if all(key is not None for key in keys) else None
         if store is not None:
-            found = store.best(lambda _, entry: _reusable(entry, ids, keys, self.image_token_id))
+            # Entries are (ids, image keys, layers): how many first tokens of ``ids`` each holds.
+            found = store.best(lambda _, entry: reusable_length(ids, keys, entry[0], entry[1], self.image_token_id))
             if found is not None:
                 (_, _, layers), start = found
                 cache = DynamicCache(ddp_cache_data=[(k[:, :, :start], v[:, :, :start]) for k, v in layers])
@@ -462,21 +443,6 @@ class LoadedModel:
     def free_memory(self) -> None:
         """Release cached device memory (after an out-of-memory error)."""
         free_device_memory(self.device)
-
-
-def _reusable(entry: Any, ids: Sequence[int], keys: Sequence[bytes | None], image_token_id: int) -> int:
-    """How many first tokens of ``ids`` a prefix-cache entry ``(ids, image keys, layers)`` holds."""
-    from lychee_integrations.engine.prefix import reusable_length
-
-    return reusable_length(ids, keys, entry[0], entry[1], image_token_id)
-
-
-def _cache_keyword(module: Any) -> str | None:
-    """Return the name under which ``module.forward`` takes a key/value cache, if it has one."""
-    import inspect
-
-    parameters = inspect.signature(module.forward).parameters
-    return next((name for name in ("cache", "past_key_values") if name in parameters), None)
 
 
 def free_device_memory(device: str) -> None:

@@ -248,15 +248,7 @@ class PromptEncoder:
         options: dict[str, Any] = {}
         try:
             if self.recipe.prepare_image is None:
-                # The size the processor's own resize picks, within the processor's own bounds.
-                bounds = processor.size
-                height, width = _processor_resize(
-                    image.height,
-                    image.width,
-                    self._patch * self._merge_size,
-                    bounds["shortest_edge"],
-                    bounds["longest_edge"],
-                )
+                height, width = self._processor_resize(image.height, image.width)
             else:
                 image = self.model_image(image)
                 height, width, options["do_resize"] = image.height, image.width, False
@@ -392,15 +384,23 @@ class PromptEncoder:
         """
         if self.recipe.prepare_image is not None:
             return 0
-        bounds = self._processor.image_processor.size
         width, height = decoded_size(opened, policy)
         try:
-            height, width = _processor_resize(
-                height, width, self._patch * self._merge_size, bounds["shortest_edge"], bounds["longest_edge"]
-            )
+            height, width = self._processor_resize(height, width)
         except ValueError:
             return 0
         return (height // self._patch) * (width // self._patch) // self._merge
+
+    def _processor_resize(self, height: int, width: int) -> tuple[int, int]:
+        """Return the size the Qwen2-VL image processor's own resize picks, within its own bounds."""
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+        bounds = self._processor.image_processor.size
+        factor = self._patch * self._merge_size
+        resized: tuple[int, int] = smart_resize(
+            height, width, factor=factor, min_pixels=bounds["shortest_edge"], max_pixels=bounds["longest_edge"]
+        )
+        return resized
 
     def decoding_policy(self, policy: ImagePolicy) -> ImagePolicy:
         """Return ``policy`` with images shrunk as soon as they are decoded, unless it says otherwise.
@@ -546,11 +546,3 @@ class PromptEncoder:
             keep -= len(ids) - self.max_length
         empty = replace(side, text=None)
         return empty, self.token_ids(render(empty))
-
-
-def _processor_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
-    """Return the ``(height, width)`` the Qwen2-VL image processor resizes an image to (its own function)."""
-    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
-
-    resized: tuple[int, int] = smart_resize(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
-    return resized

@@ -126,10 +126,6 @@ def _cut_at_images(
     return length
 
 
-def _pays(n_pairs: int, length: int, min_tokens: int, min_pairs: int) -> bool:
-    return n_pairs >= min_pairs and length >= min_tokens
-
-
 def group_by_prefix(
     pairs: Sequence[EncodedPair],
     image_token_id: int,
@@ -163,14 +159,13 @@ def group_by_prefix(
     order = sorted(range(len(pairs)), key=lambda i: pairs[i].input_ids)
     links = [shared_prefix_length(pairs[order[k]], pairs[order[k + 1]], image_token_id) for k in range(len(order) - 1)]
     groups: list[PrefixGroup] = []
-    alone: list[int] = []
 
     def best(lo: int, hi: int) -> tuple[int, list[tuple[int, int, int]]]:
         """Most tokens saved over order[lo:hi] and the segments (lo, hi, prefix) that save them."""
         if hi - lo < 2:
             return 0, []
         shortest = min(links[lo : hi - 1])
-        whole = (hi - lo - 1) * shortest if _pays(hi - lo, shortest, min_tokens, min_pairs) else 0
+        whole = (hi - lo - 1) * shortest if hi - lo >= min_pairs and shortest >= min_tokens else 0
         parts_saved = 0
         parts: list[tuple[int, int, int]] = []
         start = lo

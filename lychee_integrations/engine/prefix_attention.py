@@ -1,7 +1,7 @@
 """Attention for the suffixes of a prefix group that reads the shared prefix once for all rows.
 
-Scoring a prefix group used to copy the prefix's keys and values into every row and attend
-through a padding mask. Here each suffix token attends to two parts, merged by log-sum-exp:
+Instead of copying the prefix's keys and values into every row behind a padding mask, each
+suffix token attends to two parts, merged by log-sum-exp:
 
 * the shared prefix, with the rows folded into the query axis, so its keys and values are
   read once for the whole batch and never copied (no mask: every suffix token sees all of it);

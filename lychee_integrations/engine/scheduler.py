@@ -184,8 +184,10 @@ class Runtime:
         vision_before, image_wait_before = model.vision_seconds, model.image_wait_seconds
         stage = {"prefix": 0.0, "batches": 0.0}
 
-        def timed(fn: Callable[[list[EncodedPair]], list[float]], offset: int) -> Callable[..., list[float]]:
-            def run(batch: list[EncodedPair]) -> list[float]:
+        failures: dict[int, Exception] = {}  # by index into ``everything``: pairs that fail alone
+
+        def batched(indices: Sequence[int], fn: Callable[[list[EncodedPair]], list[float]], offset: int) -> None:
+            def timed(batch: list[EncodedPair]) -> list[float]:
                 started = time.perf_counter()
                 out = fn(batch)
                 elapsed = time.perf_counter() - started
@@ -195,17 +197,12 @@ class Runtime:
                 emit("batch_tokens", len(batch) * (max(len(p) for p in batch) - offset))
                 return out
 
-            return run
-
-        failures: dict[int, Exception] = {}  # by index into ``everything``: pairs that fail alone
-
-        def batched(indices: Sequence[int], fn: Callable[[list[EncodedPair]], list[float]], offset: int) -> None:
             pairs = [everything[i] for i in indices]
             failed: dict[int, Exception] = {}
             out = run_batched(
                 pairs,
                 [len(p) - offset for p in pairs],
-                timed(fn, offset),
+                timed,
                 max_batch_size=batch_size,
                 max_batch_tokens=model.max_batch_tokens,
                 is_oom=is_out_of_memory,
@@ -221,7 +218,7 @@ class Runtime:
 
         try:
             scores: list[float] = [0.0] * len(everything)
-            if self.config.prefix_reuse and model.cache_keyword is not None:
+            if config.prefix_reuse and model.cache_keyword is not None:
                 groups, alone = group_by_prefix(everything, model.image_token_id)
             else:
                 groups, alone = [], list(range(len(everything)))
@@ -230,7 +227,6 @@ class Runtime:
                 for features in _images_in_run_order(everything, groups, alone, batch_size, model.max_batch_tokens):
                     if features.key is None or seen is None or not seen.peek(features.key):
                         features.prefetch(self._patch_pool)
-            alone = list(alone)
             for group in groups:
                 started = time.perf_counter()
                 try:
@@ -270,10 +266,7 @@ class Runtime:
             "scored %d pairs in %.3fs: waiting for image patches %.3fs, vision %.3fs, language model %.3fs "
             "(%d prefix group(s) %.3fs, batches %.3fs)",
             len(everything),
-            stages["run"],
-            stages["image_wait"],
-            stages["vision"],
-            stages["language_model"],
+            *(stages[key] for key in ("run", "image_wait", "vision", "language_model")),
             len(groups),
             stage["prefix"],
             stage["batches"],

@@ -410,7 +410,7 @@ def create_app(
         return await run(run_compat, reranker, body, settings.max_documents, model_name, **texts)
 
     @keyed(
-        "post", "/v1/score", "rerank", _ERRORS, response_model=ScoreV1Response, summary="Score pairs (vLLM's /v1/score)"
+        "POST", "/v1/score", "rerank", _ERRORS, response_model=ScoreV1Response, summary="Score pairs (vLLM's /v1/score)"
     )
     async def score(body: ScoreV1Request) -> ScoreV1Response:
         """Score `text_1` against each `text_2` (or two equal-length lists pairwise), in vLLM's shape.

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from remote_helpers import lychee_serve
-from service_helpers import free_port
+from service_helpers import close, free_port
 
 from lychee_integrations import RemoteReranker
 from lychee_integrations.engine import LycheeReranker
@@ -103,7 +103,7 @@ def test_nginx_in_front_of_two_replicas_as_documented(
                 time.sleep(0.2)
             with RemoteReranker(url, timeout=60) as client:
                 for _ in range(4):
-                    assert client.score("capital of France", texts) == pytest.approx(expected, abs=1e-5)
+                    assert close(client.score("capital of France", texts), expected)
             assert documents_scored(first) > 0 and documents_scored(second) > 0  # both replicas served
             response = httpx.post(f"{url}/v1/rerank", json={"query": "q", "documents": ["a"]}, timeout=30)
             assert response.status_code == 200

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from remote_helpers import RequestLog, dead_url, lychee_serve, scripted_app, silent_server
-from service_helpers import png_bytes, serve_app
+from service_helpers import close, png_bytes, serve_app
 
 from lychee_integrations import (
     AuthenticationError,
@@ -59,10 +59,6 @@ def log() -> RequestLog:
 def client(server: str, log: RequestLog) -> Iterator[RemoteReranker]:
     with RemoteReranker(server, timeout=60, event_hooks=log.hooks()) as reranker:
         yield reranker
-
-
-def close(a: list[float], b: list[float]) -> bool:
-    return len(a) == len(b) and all(abs(x - y) <= 1e-5 for x, y in zip(a, b, strict=True))
 
 
 # ----------------------------------------------------------------------------- same scores as in process
@@ -331,5 +327,5 @@ def test_real_server_with_api_key(tiny_checkpoint: Path, tiny_reranker: Any, mon
         monkeypatch.setenv("LYCHEE_API_KEY", "s3cret-key")
         with RemoteReranker(base, timeout=30) as keyed:
             got = keyed.score("capital of France", TEXTS[:2])
-        assert got == pytest.approx(tiny_reranker.score("capital of France", TEXTS[:2]), abs=1e-5)
+        assert close(got, tiny_reranker.score("capital of France", TEXTS[:2]))
         assert "s3cret-key" not in repr(keyed)

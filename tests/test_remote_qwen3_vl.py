@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from remote_helpers import RequestLog, lychee_serve
+from service_helpers import close
 
 from lychee_integrations import RemoteReranker
 from lychee_integrations.engine import LycheeReranker
@@ -44,10 +45,6 @@ def server(tiny_qwen3_vl_checkpoint: Path) -> Iterator[str]:
 def local(tiny_qwen3_vl_checkpoint: Path) -> Iterator[LycheeReranker]:
     with LycheeReranker(model=str(tiny_qwen3_vl_checkpoint), device="cpu", dtype="float32") as reranker:
         yield reranker.load()
-
-
-def close(a: list[float], b: list[float]) -> bool:
-    return len(a) == len(b) and all(abs(x - y) <= 1e-5 for x, y in zip(a, b, strict=True))
 
 
 def test_no_instruction_gets_the_servers_family_default(server: str, local: LycheeReranker) -> None:

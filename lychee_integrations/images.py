@@ -41,6 +41,7 @@ __all__ = [
     "decoded_size",
     "load_image",
     "open_image",
+    "to_rgb",
 ]
 
 _BASE64_RE = re.compile(r"^[A-Za-z0-9+/\s]+={0,2}\s*$")
@@ -256,7 +257,7 @@ def decode_image(
         raise _fail(item, index, f"image refused as a decompression bomb: {exc}") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise _fail(item, index, f"image is corrupt or truncated: {exc}") from exc
-    converted = _to_rgb(_downscaled(img, policy))
+    converted = to_rgb(_downscaled(img, policy))
     return converted.copy() if converted is opened.image and not opened.owned else converted
 
 
@@ -291,7 +292,8 @@ def _downscaled(img: PILImage, policy: ImagePolicy) -> PILImage:
     return img.resize(_fitted(img.size, policy.downscale_pixels), Image.Resampling.BICUBIC, reducing_gap=3.0)
 
 
-def _to_rgb(img: PILImage) -> PILImage:
+def to_rgb(img: PILImage) -> PILImage:
+    """Return ``img`` in RGB, transparent pixels laid on white (as the model was shown images)."""
     from PIL import Image
 
     if img.mode == "RGB":

@@ -35,7 +35,7 @@ from typing import Any
 
 from lychee_integrations._deps import require
 from lychee_integrations.config import DEFAULT_MODEL, RerankerConfig
-from lychee_integrations.engine.pairs import _SUFFIX_TOKENS, PromptEncoder, build_messages
+from lychee_integrations.engine.pairs import SUFFIX_TOKENS, PromptEncoder, build_messages
 from lychee_integrations.engine.processor import load_processor
 from lychee_integrations.errors import ConfigurationError
 from lychee_integrations.images import ImagePolicy
@@ -101,7 +101,7 @@ def max_model_len(recipe: Recipe | str, max_length: int) -> int:
 
     """
     found = get_recipe(recipe) if isinstance(recipe, str) else recipe
-    return max_length + (_SUFFIX_TOKENS if found.truncation == "qwen3_vl" else 0)
+    return max_length + (SUFFIX_TOKENS if found.truncation == "qwen3_vl" else 0)
 
 
 def engine_arguments(

@@ -39,13 +39,13 @@ if TYPE_CHECKING:
 
     from lychee_integrations.scoring import ScoreRequest
 
-__all__ = ["EncodedPair", "ImageFeatures", "PromptEncoder", "Side", "build_messages"]
+__all__ = ["SUFFIX_TOKENS", "EncodedPair", "ImageFeatures", "PromptEncoder", "Side", "build_messages"]
 
 _MAX_CUT_ROUNDS = 8
 #: Pixels an image keeps once decoded, at least (see :meth:`PromptEncoder.decoding_policy`).
 DECODE_PIXELS = 4_000_000
 #: ``<|im_end|>\n<|im_start|>assistant\n``: the tokens the Qwen3-VL cut re-appends.
-_SUFFIX_TOKENS = 5
+SUFFIX_TOKENS = 5
 
 
 class ImageFeatures:
@@ -509,7 +509,7 @@ class PromptEncoder:
         self, ids: list[int], images: tuple[ImageFeatures, ...], item: str, index: int | None
     ) -> EncodedPair:
         """Cut as the official Qwen3-VL-Reranker code does: every special token, the first ordinary ones, the suffix."""
-        body, suffix = ids[:-_SUFFIX_TOKENS], ids[-_SUFFIX_TOKENS:]
+        body, suffix = ids[:-SUFFIX_TOKENS], ids[-SUFFIX_TOKENS:]
         if len(body) <= self.max_length:
             return EncodedPair(tuple(ids), images, False)
         n_special = sum(1 for token in body if token in self._special_ids)

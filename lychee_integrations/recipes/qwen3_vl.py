@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from lychee_integrations.images import _to_rgb
+from lychee_integrations.images import to_rgb
 from lychee_integrations.recipes.base import JUDGE_SYSTEM_PROMPT, Recipe
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def prepare_image(image: PILImage, min_pixels: int, max_pixels: int) -> PILImage
     """
     from PIL import Image
 
-    rgb = _to_rgb(image)
+    rgb = to_rgb(image)
     height, width = smart_resize(rgb.height, rgb.width, IMAGE_FACTOR, min_pixels, max_pixels)
     return rgb.resize((width, height), Image.Resampling.BICUBIC)
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lychee_integrations.service.middleware import _send_json
+from lychee_integrations.service.middleware import send_json
 
 __all__ = ["AuthPolicy", "BearerAuthMiddleware", "key_matches"]
 
@@ -93,4 +93,4 @@ class BearerAuthMiddleware:
         if problem is None:
             await self.app(scope, receive, send)
             return
-        await _send_json(send, 401, problem, (b"www-authenticate", b'Bearer realm="lychee"'))
+        await send_json(send, 401, problem, (b"www-authenticate", b'Bearer realm="lychee"'))

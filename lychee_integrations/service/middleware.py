@@ -10,7 +10,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["ABANDONED", "AbandonedRequestMiddleware", "BodySizeLimitMiddleware"]
+__all__ = ["ABANDONED", "AbandonedRequestMiddleware", "BodySizeLimitMiddleware", "send_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +18,8 @@ logger = logging.getLogger(__name__)
 ABANDONED = "the server is shutting down and abandoned this request (its graceful timeout passed); send it again"
 
 
-async def _send_json(send: Send, status: int, detail: str, *extra: tuple[bytes, bytes]) -> None:
+async def send_json(send: Send, status: int, detail: str, *extra: tuple[bytes, bytes]) -> None:
+    """Send a whole ``{"detail": ...}`` JSON response of ``status`` (and ``extra`` headers) through ``send``."""
     body = json.dumps({"detail": detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -59,7 +60,7 @@ class AbandonedRequestMiddleware:
             if started:
                 raise
             logger.warning("abandoned %s %s at shutdown: answered 503", scope.get("method"), scope.get("path"))
-            await _send_json(send, 503, ABANDONED)
+            await send_json(send, 503, ABANDONED)
 
 
 class BodySizeLimitMiddleware:
@@ -91,10 +92,10 @@ class BodySizeLimitMiddleware:
         if declared is not None:
             text = declared.decode("latin-1").strip()
             if not text.isdigit():
-                await _send_json(send, 400, f"invalid Content-Length header {text!r}")
+                await send_json(send, 400, f"invalid Content-Length header {text!r}")
                 return
             if int(text) > self.max_bytes:
-                await _send_json(send, 413, self._too_large(f"{int(text)} bytes"))
+                await send_json(send, 413, self._too_large(f"{int(text)} bytes"))
                 return
         received = 0
 

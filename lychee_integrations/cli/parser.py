@@ -186,14 +186,24 @@ def _add_server_options(
     key.add_argument("--api-key-file", type=Path, metavar="PATH", help="read the API key from a file")
     limits = parser.add_argument_group("limits and image security")
     limits.add_argument(
-        "--max-documents", type=_positive_int, default=100, metavar="N", help="documents per request (default: 100)"
+        "--max-documents",
+        type=_positive_int,
+        default=defaults.max_documents,
+        metavar="N",
+        help="documents per request (default: %(default)s)",
     )
-    limits.add_argument(
-        "--max-body-size", type=_size, default="16MiB", metavar="SIZE", help="request body size (default: 16MiB)"
-    )
-    limits.add_argument(
-        "--max-image-size", type=_size, default="8MiB", metavar="SIZE", help="encoded image size (default: 8MiB)"
-    )
+    for option, field, what in (
+        ("--max-body-size", "max_body_bytes", "request body size"),
+        ("--max-image-size", "max_image_bytes", "encoded image size"),
+    ):
+        size = getattr(defaults, field)
+        limits.add_argument(
+            option,
+            type=_size,
+            default=size,
+            metavar="SIZE",
+            help=f"{what} (default: {size // _MIB}MiB)",
+        )
     for option, what in (
         ("--max-image-pixels", "decoded image width x height"),
         ("--max-images-per-item", "images in one query or one document"),
@@ -220,14 +230,18 @@ def _add_server_options(
         help="directory the server may read image paths from; without it every path is refused",
     )
     limits.add_argument(
-        "--image-timeout", type=_positive_float, default=10.0, metavar="SECONDS", help="per download step (default: 10)"
+        "--image-timeout",
+        type=_positive_float,
+        default=defaults.image_timeout,
+        metavar="SECONDS",
+        help="per download step (default: %(default)g)",
     )
     limits.add_argument(
         "--max-concurrency",
         type=_positive_int,
-        default=32,
+        default=defaults.max_concurrency,
         metavar="N",
-        help="engine calls at once; the engine batches them together (default: 32)",
+        help="engine calls at once; the engine batches them together (default: %(default)s)",
     )
     _add_engine_options(parser)
     # The engine's caches that outlive a call (docs/engine.md, "Caches across calls").

@@ -160,9 +160,9 @@ def no_internet() -> Iterator[list[str]]:
 
 
 #: How far scores from another process (``lychee serve``, ``lychee rerank``) may be from the
-#: in-process reranker's on the tiny checkpoint. On this machine they are equal to the last bit;
-#: in the project's CI of 2026-12-03, fresh processes were up to 1.7e-4 off (cause not found).
-#: A changed prompt or model moves these scores by more than 0.1, so this still catches real errors.
+#: in-process reranker's on the tiny checkpoint. On the development machines they are equal to the
+#: last bit; in the project's CI of 2026-12-03, fresh processes were up to 1.7e-4 off (cause not
+#: found). A changed prompt or model moves these scores by more than 0.1, so this still fails on those.
 ACROSS_PROCESSES = 1e-3
 
 

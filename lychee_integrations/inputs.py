@@ -81,11 +81,7 @@ def _is_image_object(obj: object) -> bool:
     return isinstance(obj, Image.Image)
 
 
-def _text(value: object, item: str, index: int | None) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise UnsupportedInputError(item, f"text is {_describe(value)}; expected a string", index=index)
+def _text(value: str, item: str, index: int | None) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -119,7 +115,9 @@ def _from_mapping(obj: Mapping[str, Any], item: str, index: int | None) -> Reran
         )
     if "image" in obj and "images" in obj:
         raise InvalidInputError(item, "give either 'image' or 'images', not both", index=index)
-    text = _text(obj.get("text"), item, index)
+    text = obj.get("text")
+    if text is not None and not isinstance(text, str):
+        raise UnsupportedInputError(item, f"text is {_describe(text)}; expected a string", index=index)
     images: list[ImageLike] = []
     if obj.get("image") is not None:
         images.append(_check_image_entry(obj["image"], item, index))
@@ -128,7 +126,7 @@ def _from_mapping(obj: Mapping[str, Any], item: str, index: int | None) -> Reran
         if isinstance(raw_images, (str, bytes, bytearray, Mapping)) or not isinstance(raw_images, Sequence):
             raise UnsupportedInputError(item, "'images' must be a list of images", index=index)
         images.extend(_check_image_entry(v, f"{item} image {j}", index) for j, v in enumerate(raw_images))
-    return RerankInput(text=text, images=tuple(images))
+    return RerankInput(text=None if text is None else _text(text, item, index), images=tuple(images))
 
 
 def to_rerank_input(obj: object, *, item: str, index: int | None = None) -> RerankInput:
@@ -149,7 +147,10 @@ def to_rerank_input(obj: object, *, item: str, index: int | None = None) -> Rera
 
     """
     if isinstance(obj, RerankInput):
-        return RerankInput(_text(obj.text, item, index), tuple(_check_image_entry(v, item, index) for v in obj.images))
+        if obj.text is not None and not isinstance(obj.text, str):
+            raise UnsupportedInputError(item, f"text is {_describe(obj.text)}; expected a string", index=index)
+        text = None if obj.text is None else _text(obj.text, item, index)
+        return RerankInput(text, tuple(_check_image_entry(v, item, index) for v in obj.images))
     if isinstance(obj, str):
         return RerankInput(text=_text(obj, item, index))
     if isinstance(obj, Mapping):

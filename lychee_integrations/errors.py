@@ -93,10 +93,8 @@ class InvalidDocumentsError(InvalidInputError):
     def __init__(self, errors: list[InvalidInputError], total: int) -> None:
         lines = "; ".join(str(e) for e in errors)
         message = f"{len(errors)} of {total} documents cannot be scored: {lines}"
-        LycheeError.__init__(self, message)
-        self.item = "documents"
-        self.index = None
-        self.problem = message
+        super().__init__("documents", message)
+        self.args = (message,)  # its text is the message alone, not "documents: ..."
         self.errors = errors
         self.problems = [(e.index, str(e)) for e in errors]
 

@@ -183,8 +183,7 @@ class OpenedImage:
     @property
     def pixels(self) -> int:
         """Width x height, from the header."""
-        width, height = self.image.size
-        return width * height
+        return self.image.width * self.image.height
 
 
 def _check_size(width: int, height: int, policy: ImagePolicy, item: str, index: int | None) -> None:
@@ -257,7 +256,14 @@ def decode_image(
         raise _fail(item, index, f"image refused as a decompression bomb: {exc}") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise _fail(item, index, f"image is corrupt or truncated: {exc}") from exc
-    converted = to_rgb(_downscaled(img, policy))
+    if policy.downscale_pixels is not None and img.width * img.height > policy.downscale_pixels:
+        if img.mode == "1":  # resizing a 1-bit image would fall back to nearest neighbour
+            img = img.convert("L")
+        elif img.mode == "P":
+            img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        # ``reducing_gap`` box-reduces by an integer factor first, so the resize reads little memory.
+        img = img.resize(_fitted(img.size, policy.downscale_pixels), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    converted = to_rgb(img)
     return converted.copy() if converted is opened.image and not opened.owned else converted
 
 
@@ -274,22 +280,6 @@ def _fitted(size: tuple[int, int], pixels: int) -> tuple[int, int]:
         return size
     scale = (pixels / (width * height)) ** 0.5
     return max(1, int(width * scale)), max(1, int(height * scale))
-
-
-def _downscaled(img: PILImage, policy: ImagePolicy) -> PILImage:
-    """Shrink ``img`` to ``downscale_pixels`` in its own mode (1-bit and palette images as grey or RGB(A)).
-
-    ``reducing_gap`` box-reduces by an integer factor first, so the resize reads little memory.
-    """
-    from PIL import Image
-
-    if policy.downscale_pixels is None or img.width * img.height <= policy.downscale_pixels:
-        return img
-    if img.mode == "1":  # resizing a 1-bit image would fall back to nearest neighbour
-        img = img.convert("L")
-    elif img.mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    return img.resize(_fitted(img.size, policy.downscale_pixels), Image.Resampling.BICUBIC, reducing_gap=3.0)
 
 
 def to_rgb(img: PILImage) -> PILImage:
@@ -403,14 +393,6 @@ def non_public_reason(address: str) -> str | None:
     return None
 
 
-def _check_address(host: str, address: str, policy: ImagePolicy) -> None:
-    if policy.allow_private_addresses:
-        return
-    reason = non_public_reason(address)
-    if reason is not None:
-        raise OSError(f"refusing to fetch from {host!r}: it resolves to {reason}")
-
-
 class _Deadline:
     """The end of one download: every socket it opens, and a watchdog that shuts them at the end.
 
@@ -457,14 +439,15 @@ class _Deadline:
         self._timer.cancel()
 
 
-def _guarded_connection(policy: ImagePolicy, deadline: _Deadline) -> Any:
-    """``socket.create_connection`` that connects only to addresses the policy allows, before the deadline."""
-
+def _opener(policy: ImagePolicy, deadline: _Deadline) -> urllib.request.OpenerDirector:
     def create(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        """``socket.create_connection`` that connects only to addresses the policy allows, before the deadline."""
         host, port = address
         last: OSError | None = None
         for family, type_, proto, _, sockaddr in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
-            _check_address(host, str(sockaddr[0]), policy)
+            reason = None if policy.allow_private_addresses else non_public_reason(str(sockaddr[0]))
+            if reason is not None:
+                raise OSError(f"refusing to fetch from {host!r}: it resolves to {reason}")
             left = deadline.left()
             if left <= 0:
                 raise TimeoutError("the download's time is up")
@@ -479,21 +462,14 @@ def _guarded_connection(policy: ImagePolicy, deadline: _Deadline) -> Any:
                 last = exc
         raise last or OSError(f"cannot resolve {host!r}")
 
-    return create
-
-
-def _opener(policy: ImagePolicy, deadline: _Deadline) -> urllib.request.OpenerDirector:
-    create = _guarded_connection(policy, deadline)
-
     class _HTTP(http.client.HTTPConnection):
         def connect(self) -> None:
             self._create_connection = create  # type: ignore[attr-defined]
             super().connect()
 
-    class _HTTPS(http.client.HTTPSConnection):
+    class _HTTPS(_HTTP, http.client.HTTPSConnection):
         def connect(self) -> None:
-            self._create_connection = create  # type: ignore[attr-defined]
-            super().connect()
+            super().connect()  # _HTTP's, then HTTPSConnection's
             deadline.watch(self.sock)  # the TLS socket: wrapping detached the one ``create`` watched
 
     class _HTTPHandler(urllib.request.HTTPHandler):
@@ -665,12 +641,11 @@ def check_image_counts(items: Sequence[tuple[str, int | None, int]], policy: Ima
 
     """
     limit = policy.max_images_per_item
-    if limit is not None:
-        for item, index, count in items:
-            if count > limit:
-                raise LimitExceededError(
-                    item, f"{count} images sent", limit="max_images_per_item", value=limit, index=index
-                )
+    for item, index, count in items:
+        if limit is not None and count > limit:
+            raise LimitExceededError(
+                item, f"{count} images sent", limit="max_images_per_item", value=limit, index=index
+            )
     limit = policy.max_images_per_request
     if limit is None:
         return

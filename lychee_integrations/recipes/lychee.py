@@ -16,5 +16,4 @@ LYCHEE = Recipe(
     max_pixels=1280 * 28 * 28,
     max_length=3200,
     truncation="lychee",
-    empty_side_text=None,
 )

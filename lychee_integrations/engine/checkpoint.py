@@ -51,9 +51,8 @@ def check_available(model: str, *, revision: str | None, cache_dir: str | None, 
         raise ModelUnavailableError(f"no checkpoint directory at {model!r}; {_WHAT_TO_DO}")
     import huggingface_hub
 
-    if isinstance(
-        huggingface_hub.try_to_load_from_cache(model, "config.json", cache_dir=cache_dir, revision=revision), str
-    ):
+    cached = huggingface_hub.try_to_load_from_cache(model, "config.json", cache_dir=cache_dir, revision=revision)
+    if isinstance(cached, str):
         return
     if local_files_only or _offline():
         why = "local_files_only is set" if local_files_only else "offline mode is set (HF_HUB_OFFLINE)"

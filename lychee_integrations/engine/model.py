@@ -202,9 +202,8 @@ class LoadedModel:
         self.read_positions = ReadPositions(model.model.language_model)
         linear_patch_embedding(model)
         head = model.get_output_embeddings()
-        weight = head.weight
         with torch.no_grad():
-            self.w_diff = (weight[self.yes_id].float() - weight[self.no_id].float()).to(self.device)
+            self.w_diff = (head.weight[self.yes_id].float() - head.weight[self.no_id].float()).to(self.device)
             bias = getattr(head, "bias", None)
             self.b_diff = float(bias[self.yes_id] - bias[self.no_id]) if bias is not None else 0.0
         logger.info(
@@ -236,8 +235,7 @@ class LoadedModel:
             input_ids[row, width - len(pair) :] = torch.tensor(pair.input_ids, dtype=torch.long)
             attention_mask[row, width - len(pair) :] = 1
         images = [features for pair in pairs for features in pair.images]
-        input_ids = input_ids.to(self.device)
-        attention_mask = attention_mask.to(self.device)
+        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
         inputs: dict[str, Any] = {}
         with torch.inference_mode():
             if images:

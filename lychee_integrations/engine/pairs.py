@@ -19,6 +19,7 @@ from concurrent.futures import CancelledError, Executor, Future
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from lychee_integrations.engine.caches import image_key
 from lychee_integrations.errors import InputTooLongError, InvalidInputError
 from lychee_integrations.images import (
     ImagePolicy,
@@ -91,9 +92,8 @@ class ImageFeatures:
     def _compute(self) -> torch.Tensor:
         import torch
 
-        make = self._make
-        assert make is not None
-        pixels, grid = make()
+        assert self._make is not None
+        pixels, grid = self._make()
         if not torch.equal(grid.to(self.grid_thw.dtype), self.grid_thw):
             planned = self.grid_thw.tolist()
             raise RuntimeError(f"the image processor made a {grid.tolist()} grid where {planned} was planned")
@@ -262,8 +262,6 @@ class PromptEncoder:
 
         key = None
         if self.hash_images:
-            from lychee_integrations.engine.caches import image_key
-
             settings = (
                 self.recipe.name,
                 tuple(grid[0].tolist()),
@@ -440,11 +438,8 @@ class PromptEncoder:
         images = query.images + doc.images
         if len(pieces) != len(images) + 1:
             raise RuntimeError(f"chat template rendered {len(pieces) - 1} image slots for {len(images)} images")
-        out = [pieces[0]]
-        for features, piece in zip(images, pieces[1:], strict=True):
-            out.append(self._image_token * features.n_tokens)
-            out.append(piece)
-        return "".join(out)
+        slots = (self._image_token * f.n_tokens + piece for f, piece in zip(images, pieces[1:], strict=True))
+        return pieces[0] + "".join(slots)
 
     def check_text(self, text: str | None, item: str, index: int | None = None) -> None:
         """Refuse user text holding a token of the prompt's own (chat control, vision, tool tokens).

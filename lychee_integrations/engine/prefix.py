@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from lychee_integrations.engine.pairs import EncodedPair
 
@@ -158,7 +159,6 @@ def group_by_prefix(
     """
     order = sorted(range(len(pairs)), key=lambda i: pairs[i].input_ids)
     links = [shared_prefix_length(pairs[order[k]], pairs[order[k + 1]], image_token_id) for k in range(len(order) - 1)]
-    groups: list[PrefixGroup] = []
 
     def best(lo: int, hi: int) -> tuple[int, list[tuple[int, int, int]]]:
         """Most tokens saved over order[lo:hi] and the segments (lo, hi, prefix) that save them."""
@@ -166,24 +166,14 @@ def group_by_prefix(
             return 0, []
         shortest = min(links[lo : hi - 1])
         whole = (hi - lo - 1) * shortest if hi - lo >= min_pairs and shortest >= min_tokens else 0
-        parts_saved = 0
-        parts: list[tuple[int, int, int]] = []
-        start = lo
-        for k in range(lo, hi - 1):
-            if links[k] == shortest:
-                saved, segments = best(start, k + 1)
-                parts_saved, parts = parts_saved + saved, parts + segments
-                start = k + 1
-        saved, segments = best(start, hi)
-        parts_saved, parts = parts_saved + saved, parts + segments
+        bounds = [lo, *(k + 1 for k in range(lo, hi - 1) if links[k] == shortest), hi]
+        split = [best(start, end) for start, end in pairwise(bounds)]
+        parts_saved = sum(saved for saved, _ in split)
+        parts = [segment for _, segments in split for segment in segments]
         if whole > 0 and whole >= parts_saved:
             return whole, [(lo, hi, shortest)]
         return parts_saved, parts
 
-    _, segments = best(0, len(order))
-    covered: set[int] = set()
-    for lo, hi, length in segments:
-        groups.append(PrefixGroup(tuple(sorted(order[lo:hi])), length))
-        covered.update(order[lo:hi])
-    alone = [i for i in range(len(pairs)) if i not in covered]
-    return groups, alone
+    groups = [PrefixGroup(tuple(sorted(order[lo:hi])), length) for lo, hi, length in best(0, len(order))[1]]
+    covered = {i for group in groups for i in group.indices}
+    return groups, [i for i in range(len(pairs)) if i not in covered]

@@ -29,14 +29,6 @@ ATTENTION_NAME = "lychee_prefix_sdpa"
 PREFIX_KEYWORD = "lychee_prefix"
 
 
-def _flash_with_lse(query: Any, key: Any, value: Any, *, causal: bool, scale: float | None) -> tuple[Any, Any]:
-    """Return attention output ``(B, H, S, D)`` and its log-sum-exp ``(B, H, S)`` from the CPU flash kernel."""
-    import torch
-
-    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(query, key, value, 0.0, causal, scale=scale)
-    return out, lse
-
-
 def merged_attention(query: Any, key: Any, value: Any, prefix: tuple[Any, Any], scale: float | None) -> Any:
     """Attend right-padded suffixes to a shared prefix and, causally, to themselves.
 
@@ -58,10 +50,12 @@ def merged_attention(query: Any, key: Any, value: Any, prefix: tuple[Any, Any], 
     group = heads // kv_heads
     if group > 1:
         key, value = key.repeat_interleave(group, dim=1), value.repeat_interleave(group, dim=1)
-    own, own_lse = _flash_with_lse(query, key, value, causal=True, scale=scale)
+    # The CPU flash kernel: the output (B, H, S, D) and its log-sum-exp (B, H, S), without dropout.
+    flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    own, own_lse = flash(query, key, value, 0.0, True, scale=scale)
     # Query heads h read kv head h // group: fold rows and the heads of a group into the query axis.
     folded = query.reshape(rows, kv_heads, group * length, size).transpose(0, 1).reshape(1, kv_heads, -1, size)
-    shared, shared_lse = _flash_with_lse(folded, prefix[0], prefix[1], causal=False, scale=scale)
+    shared, shared_lse = flash(folded, prefix[0], prefix[1], 0.0, False, scale=scale)
     shared = shared.reshape(kv_heads, rows, group * length, size).transpose(0, 1).reshape(rows, heads, length, size)
     shared_lse = shared_lse.reshape(kv_heads, rows, group * length).transpose(0, 1).reshape(rows, heads, length)
     top = torch.maximum(own_lse, shared_lse)

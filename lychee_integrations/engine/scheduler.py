@@ -14,17 +14,15 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from lychee_integrations.config import RerankerConfig
 from lychee_integrations.engine.batching import plan_batches, run_batched
+from lychee_integrations.engine.caches import BoundedCache
+from lychee_integrations.engine.model import ImageCache, LoadedModel, PrefixState, is_out_of_memory
 from lychee_integrations.engine.pairs import EncodedPair, ImageFeatures, PromptEncoder
+from lychee_integrations.engine.prefix import PrefixGroup, group_by_prefix
 from lychee_integrations.errors import InputTooLongError, InvalidDocumentsError, InvalidInputError
 from lychee_integrations.telemetry import emit
-
-if TYPE_CHECKING:
-    from lychee_integrations.engine.model import PrefixState
-    from lychee_integrations.engine.prefix import PrefixGroup
 
 __all__ = ["Runtime"]
 
@@ -48,10 +46,7 @@ class Runtime:
     """A loaded model, its prompt encoder and the combining scheduler around its forward."""
 
     def __init__(self, config: RerankerConfig) -> None:
-        from lychee_integrations.engine.model import LoadedModel
-
-        self.model = LoadedModel(config)
-        model = self.model
+        self.model = model = LoadedModel(config)
         self.encoder = PromptEncoder(
             model.processor,
             model.max_length,
@@ -61,8 +56,6 @@ class Runtime:
             hash_images=bool(config.vision_cache_bytes or config.prefix_cache_bytes or config.score_cache_entries),
         )
         self.config = config
-        from lychee_integrations.engine.caches import BoundedCache
-
         #: Scores of whole pairs across calls (``config.score_cache_entries``; off by default).
         self.score_cache: BoundedCache[float] | None = (
             BoundedCache("score", max_entries=config.score_cache_entries, ttl=config.score_cache_ttl)
@@ -165,9 +158,6 @@ class Runtime:
             self._patch_pool.shutdown(wait=False, cancel_futures=True)
 
     def _run_jobs(self, jobs: list[_Job]) -> None:
-        from lychee_integrations.engine.model import ImageCache, is_out_of_memory
-        from lychee_integrations.engine.prefix import group_by_prefix
-
         everything = [pair for job in jobs for pair in job.pairs]
         cache = ImageCache(everything)
         if len(jobs) > 1:
@@ -277,7 +267,7 @@ class Runtime:
         for job in jobs:
             own = {i - start: exc for i, exc in failures.items() if start <= i < start + len(job.pairs)}
             job.scores, job.stages = scores[start : start + len(job.pairs)], stages
-            job.error = _call_error(own, job.pairs, is_out_of_memory) if own else None
+            job.error = _call_error(own, job.pairs) if own else None
             job.done = True
             start += len(job.pairs)
 
@@ -297,12 +287,10 @@ def _images_in_run_order(
                 yield from pairs[indices[k]].images
 
 
-def _call_error(
-    failed: dict[int, Exception], pairs: Sequence[EncodedPair], is_oom: Callable[[BaseException], bool]
-) -> Exception:
+def _call_error(failed: dict[int, Exception], pairs: Sequence[EncodedPair]) -> Exception:
     """Return the error of the one call whose pairs ``failed`` alone (by index in the call)."""
-    if not all(is_oom(exc) for exc in failed.values()):
-        return next(exc for exc in failed.values() if not is_oom(exc))
+    if not all(is_out_of_memory(exc) for exc in failed.values()):
+        return next(exc for exc in failed.values() if not is_out_of_memory(exc))
     errors: list[InvalidInputError] = [
         InputTooLongError(
             f"document {k}",

@@ -76,7 +76,6 @@ class RequestIdMiddleware(HttpMiddleware):
         sent = dict(scope.get("headers") or []).get(_HEADER_KEY, b"").decode("latin-1")
         request_id = sent if _ACCEPTED.match(sent) else uuid.uuid4().hex
         scope[SCOPE_KEY] = request_id
-        token = _current.set(request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -84,7 +83,5 @@ class RequestIdMiddleware(HttpMiddleware):
                 message = {**message, "headers": [*headers, (_HEADER_KEY, request_id.encode())]}
             await send(message)
 
-        try:
+        with bound_request_id(request_id):
             await self.app(scope, receive, send_with_id)
-        finally:
-            _current.reset(token)

@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import threading
 import time
@@ -213,29 +212,25 @@ class _EngineRunner:
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._limiter: anyio.CapacityLimiter | None = None
-        self._running = 0
+        #: Engine calls running now, abandoned ones included.
+        self.running = 0
         self._lock = threading.Lock()
-
-    @property
-    def running(self) -> int:
-        """Engine calls running now, abandoned ones included."""
-        return self._running
-
-    def _counted(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        with self._lock:
-            self._running += 1
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            with self._lock:
-                self._running -= 1
 
     async def __call__(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         if self._limiter is None:  # created lazily: it needs a running event loop
             self._limiter = anyio.CapacityLimiter(self._limit)
+
+        def counted() -> _T:
+            with self._lock:
+                self.running += 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self._lock:
+                    self.running -= 1
+
         try:
-            call = functools.partial(self._counted, fn, *args, **kwargs)
-            return await anyio.to_thread.run_sync(call, limiter=self._limiter, abandon_on_cancel=True)
+            return await anyio.to_thread.run_sync(counted, limiter=self._limiter, abandon_on_cancel=True)
         except (InvalidInputError, ConfigurationError, TooManyDocumentsError):
             raise
         except Exception as exc:

@@ -37,14 +37,12 @@ SCOPE_KEY = "lychee.request_id"
 @contextlib.contextmanager
 def bound_request_id(request_id: str | None) -> Iterator[None]:
     """Make ``request_id`` the current id for the duration of the block (no-op for ``None``)."""
-    if request_id is None:
-        yield
-        return
-    token = _current.set(request_id)
+    token = None if request_id is None else _current.set(request_id)
     try:
         yield
     finally:
-        _current.reset(token)
+        if token is not None:
+            _current.reset(token)
 
 
 @functools.cache

@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import threading
 import time
@@ -88,6 +87,8 @@ _T = TypeVar("_T")
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 _INTERNAL_ERROR = "internal error while scoring; the server log has the details"
+# Why a load failed is in the server log, never in the answer (paths, loader messages).
+_NOT_READY = {"loading": "the model is loading", "failed": "the model failed to load; the server log has the details"}
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "A query or document cannot be scored (bad image, empty input...)."},
@@ -194,9 +195,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(InvalidInputError, on_invalid_input)
-    app.add_exception_handler(ConfigurationError, on_refused)
-    app.add_exception_handler(TooManyDocumentsError, on_refused)
-    app.add_exception_handler(LimitExceededError, on_refused)
+    for refused in (ConfigurationError, TooManyDocumentsError, LimitExceededError):
+        app.add_exception_handler(refused, on_refused)
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
 
@@ -212,29 +212,25 @@ class _EngineRunner:
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._limiter: anyio.CapacityLimiter | None = None
-        self._running = 0
+        #: Engine calls running now, abandoned ones included.
+        self.running = 0
         self._lock = threading.Lock()
-
-    @property
-    def running(self) -> int:
-        """Engine calls running now, abandoned ones included."""
-        return self._running
-
-    def _counted(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        with self._lock:
-            self._running += 1
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            with self._lock:
-                self._running -= 1
 
     async def __call__(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         if self._limiter is None:  # created lazily: it needs a running event loop
             self._limiter = anyio.CapacityLimiter(self._limit)
+
+        def counted() -> _T:
+            with self._lock:
+                self.running += 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self._lock:
+                    self.running -= 1
+
         try:
-            call = functools.partial(self._counted, fn, *args, **kwargs)
-            return await anyio.to_thread.run_sync(call, limiter=self._limiter, abandon_on_cancel=True)
+            return await anyio.to_thread.run_sync(counted, limiter=self._limiter, abandon_on_cancel=True)
         except (InvalidInputError, ConfigurationError, TooManyDocumentsError):
             raise
         except Exception as exc:
@@ -373,11 +369,7 @@ def create_app(
     async def ready() -> JSONResponse:
         """Readiness: 200 once the model is loaded, 503 while it loads (with `Retry-After`) or if it failed."""
         current = state.state
-        detail = None
-        if current == "loading":
-            detail = "the model is loading"
-        elif current == "failed":  # why is in the server log, never in the answer (paths, loader messages)
-            detail = "the model failed to load; the server log has the details"
+        detail = _NOT_READY.get(current)
         body = ReadyResponse(status=current, model=model_name, model_loaded=state.loaded, detail=detail)
         headers = {"Retry-After": "5"} if current == "loading" else None
         content = body.model_dump(exclude_none=True)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lychee_integrations.service.middleware import send_json
+from lychee_integrations.service.middleware import HttpMiddleware, send_json
 
 __all__ = ["AuthPolicy", "BearerAuthMiddleware", "key_matches"]
 
@@ -68,7 +68,7 @@ class AuthPolicy:
         return None
 
 
-class BearerAuthMiddleware:
+class BearerAuthMiddleware(HttpMiddleware):
     """Refuse HTTP requests without the right bearer key on the paths the policy protects.
 
     Args:
@@ -78,12 +78,12 @@ class BearerAuthMiddleware:
     """
 
     def __init__(self, app: ASGIApp, policy: AuthPolicy) -> None:
-        self.app = app
+        super().__init__(app)
         self.policy = policy
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the key, then run the wrapped app."""
-        if scope["type"] != "http" or scope.get("method") == "OPTIONS" or not self.policy.needs_key(scope["path"]):
+        if scope.get("method") == "OPTIONS" or not self.policy.needs_key(scope["path"]):
             await self.app(scope, receive, send)
             return
         # The first Authorization header counts (as Starlette's request.headers reads it); a

@@ -41,6 +41,7 @@ from prometheus_client import (  # noqa: E402
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send  # noqa: E402
 
+from lychee_integrations.service.middleware import HttpMiddleware  # noqa: E402
 from lychee_integrations.telemetry import add_listener  # noqa: E402
 
 __all__ = ["CONTENT_TYPE_LATEST", "ServiceMetrics"]
@@ -154,7 +155,7 @@ def _route_of(scope: Scope) -> str:
     return str(getattr(route, "path", None) or "other")
 
 
-class MetricsMiddleware:
+class MetricsMiddleware(HttpMiddleware):
     """Count, time and track in flight every HTTP request of the wrapped app.
 
     Args:
@@ -164,14 +165,11 @@ class MetricsMiddleware:
     """
 
     def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
-        self.app = app
+        super().__init__(app)
         self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the wrapped app and record its answer."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
         status = 500
         started = time.perf_counter()
 

@@ -10,7 +10,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["ABANDONED", "AbandonedRequestMiddleware", "BodySizeLimitMiddleware", "send_json"]
+__all__ = ["ABANDONED", "AbandonedRequestMiddleware", "BodySizeLimitMiddleware", "HttpMiddleware", "send_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,22 @@ async def send_json(send: Send, status: int, detail: str, *extra: tuple[bytes, b
     await send({"type": "http.response.body", "body": body})
 
 
-class AbandonedRequestMiddleware:
+class HttpMiddleware:
+    """Wraps the ASGI ``app``: HTTP requests go through :meth:`http`, anything else (lifespan) to ``app``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve ``scope``: with :meth:`http` for an HTTP request, else with the app."""
+        await (self.http if scope["type"] == "http" else self.app)(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one HTTP request (each subclass says how)."""
+        raise NotImplementedError
+
+
+class AbandonedRequestMiddleware(HttpMiddleware):
     """Answer a request that is cancelled before its answer started with a JSON 503.
 
     uvicorn cancels the requests still running when ``--graceful-timeout`` passes after
@@ -38,14 +53,8 @@ class AbandonedRequestMiddleware:
 
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the wrapped app; on cancellation before the answer started, send the 503."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
         started = False
 
         async def watching_send(message: Message) -> None:
@@ -63,7 +72,7 @@ class AbandonedRequestMiddleware:
             await send_json(send, 503, ABANDONED)
 
 
-class BodySizeLimitMiddleware:
+class BodySizeLimitMiddleware(HttpMiddleware):
     """Answer 413 to any HTTP request whose body is larger than ``max_bytes``.
 
     A declared ``Content-Length`` over the limit is refused before the body is read; a
@@ -77,17 +86,14 @@ class BodySizeLimitMiddleware:
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
 
     def _too_large(self, size: str) -> str:
         return f"request body is {size}, over the limit of {self.max_bytes} bytes"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the wrapped app with a counting ``receive``."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None:
             text = declared.decode("latin-1").strip()

@@ -78,13 +78,9 @@ def _text_strings(prop: dict[str, Any]) -> None:
 
 def _refine_truncation(props: dict[str, Any], max_length: int | None) -> None:
     """``truncate_prompt_tokens``: -1, null, or (when the model's limit is known) at least ``max_length``."""
-    prop = props.get("truncate_prompt_tokens")
-    if prop is None:
-        return
-    branches: list[dict[str, Any]] = [{"type": "integer", "enum": [-1]}]
-    if max_length is not None:
-        branches.append({"type": "integer", "minimum": max_length})
-    prop["anyOf"] = [*branches, _NULL]
+    if "truncate_prompt_tokens" in props:
+        at_least = [{"type": "integer", "minimum": max_length}] if max_length is not None else []
+        props["truncate_prompt_tokens"]["anyOf"] = [{"type": "integer", "enum": [-1]}, *at_least, _NULL]
 
 
 def _same_lengths(max_documents: int) -> dict[str, Any]:

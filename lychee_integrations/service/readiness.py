@@ -39,7 +39,6 @@ class ModelState:
     def __init__(self, scorer: Scorer, on_failure: Callable[[BaseException], None] | None = None) -> None:
         self._scorer = scorer
         self._on_failure = on_failure
-        self._loading = False
         self.error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
@@ -53,7 +52,7 @@ class ModelState:
         """``loading`` while the background load runs, ``failed`` after it failed, else ``ready``."""
         if self.error is not None:
             return "failed"
-        if self._loading and not self.loaded:
+        if self._thread is not None and self._thread.is_alive() and not self.loaded:
             return "loading"
         return "ready"
 
@@ -62,7 +61,6 @@ class ModelState:
         load = getattr(self._scorer, "load", None)
         if load is None or self.loaded or self._thread is not None:
             return
-        self._loading = True
 
         def run() -> None:
             try:
@@ -73,8 +71,6 @@ class ModelState:
                 logger.error("cannot load the model %s: %s", self._scorer.model_name, exc)
                 if self._on_failure is not None:
                     self._on_failure(exc)
-            finally:
-                self._loading = False
 
         self._thread = threading.Thread(target=run, name="lychee-model-load", daemon=True)
         self._thread.start()

@@ -17,7 +17,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
+
+from lychee_integrations.service.middleware import HttpMiddleware
 
 __all__ = ["HEADER", "SCOPE_KEY", "RequestIdMiddleware", "bound_request_id", "install_log_records"]
 
@@ -35,14 +37,12 @@ SCOPE_KEY = "lychee.request_id"
 @contextlib.contextmanager
 def bound_request_id(request_id: str | None) -> Iterator[None]:
     """Make ``request_id`` the current id for the duration of the block (no-op for ``None``)."""
-    if request_id is None:
-        yield
-        return
-    token = _current.set(request_id)
+    token = None if request_id is None else _current.set(request_id)
     try:
         yield
     finally:
-        _current.reset(token)
+        if token is not None:
+            _current.reset(token)
 
 
 @functools.cache
@@ -58,7 +58,7 @@ def install_log_records() -> None:
     logging.setLogRecordFactory(factory)
 
 
-class RequestIdMiddleware:
+class RequestIdMiddleware(HttpMiddleware):
     """Set the request id for the duration of each HTTP request and add it to the response.
 
     A client's ``X-Request-ID`` is kept when it is 1 to 128 characters of
@@ -69,18 +69,11 @@ class RequestIdMiddleware:
 
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the wrapped app with the request id set."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
         sent = dict(scope.get("headers") or []).get(_HEADER_KEY, b"").decode("latin-1")
         request_id = sent if _ACCEPTED.match(sent) else uuid.uuid4().hex
         scope[SCOPE_KEY] = request_id
-        token = _current.set(request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -88,7 +81,5 @@ class RequestIdMiddleware:
                 message = {**message, "headers": [*headers, (_HEADER_KEY, request_id.encode())]}
             await send(message)
 
-        try:
+        with bound_request_id(request_id):
             await self.app(scope, receive, send_with_id)
-        finally:
-            _current.reset(token)

@@ -41,19 +41,25 @@ __all__ = [
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
 
-_INTEGER_FIELDS = ("top_n", "max_tokens_per_doc", "max_chunks_per_doc", "truncate_prompt_tokens")
+def _config(*examples: dict[str, Any], **extra: Any) -> ConfigDict:
+    """Return a strict model's config, with ``examples`` (and ``extra``) in its JSON schema."""
+    return ConfigDict(**_STRICT, json_schema_extra={**extra, "examples": list(examples)})
 
 
-def _integral_numbers(data: Any) -> Any:
-    """Take integral JSON numbers such as ``3.0`` as integers, as JSON Schema does (not ``"3"``, ``3.5``)."""
-    if not isinstance(data, dict):
-        return data
-    fixed = dict(data)
-    for name in _INTEGER_FIELDS:
-        value = fixed.get(name)
-        if isinstance(value, float) and value.is_integer():
-            fixed[name] = int(value)
-    return fixed
+class _Request(BaseModel):
+    """A request body: integral JSON numbers such as ``3.0`` are integers, as in JSON Schema (not ``"3"``, ``3.5``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integral_numbers(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        fixed = dict(data)
+        for name in ("top_n", "max_tokens_per_doc", "max_chunks_per_doc", "truncate_prompt_tokens"):
+            value = fixed.get(name)
+            if isinstance(value, float) and value.is_integer():
+                fixed[name] = int(value)
+        return fixed
 
 
 #: A score band, see :func:`lychee_integrations.results.score_band`.
@@ -76,10 +82,7 @@ _IMAGE_HELP = (
 class InputItem(BaseModel):
     """A query or a document: text, one or more images, or both."""
 
-    model_config = ConfigDict(
-        **_STRICT,
-        json_schema_extra={"examples": [{"text": "a red running shoe"}, {"image": EXAMPLE_IMAGE}]},
-    )
+    model_config = _config({"text": "a red running shoe"}, {"image": EXAMPLE_IMAGE})
 
     text: str | None = Field(default=None, description="The text, if any.")
     image: str | None = Field(default=None, description=_IMAGE_HELP)
@@ -110,23 +113,18 @@ _ONE_FORM: Any = [
 ]
 
 
-class RerankRequest(BaseModel):
+class RerankRequest(_Request):
     """Body of ``POST /api/rerank``: rank several documents, or score one."""
 
-    model_config = ConfigDict(
-        **_STRICT,
-        json_schema_extra={
-            "oneOf": _ONE_FORM,
-            "examples": [
-                {
-                    "task": "product_search",
-                    "query": {"text": "red running shoes"},
-                    "documents": [{"text": "Blue backpack, 20 l"}, {"image": EXAMPLE_IMAGE}],
-                    "top_n": 5,
-                },
-                {"query": "red running shoes", "document": {"text": "Red trail runner", "image": EXAMPLE_PNG}},
-            ],
+    model_config = _config(
+        {
+            "task": "product_search",
+            "query": {"text": "red running shoes"},
+            "documents": [{"text": "Blue backpack, 20 l"}, {"image": EXAMPLE_IMAGE}],
+            "top_n": 5,
         },
+        {"query": "red running shoes", "document": {"text": "Red trail runner", "image": EXAMPLE_PNG}},
+        oneOf=_ONE_FORM,
     )
 
     query: Input = Field(description="The query: a string, or an object with text and/or image(s).")
@@ -137,8 +135,6 @@ class RerankRequest(BaseModel):
     top_n: int | None = Field(
         default=None, ge=0, description="Return only the best `top_n` documents; 0 or null for all (as /v1/rerank)."
     )
-
-    _integral = model_validator(mode="before")(_integral_numbers)
 
     @model_validator(mode="after")
     def _one_form(self) -> RerankRequest:
@@ -218,26 +214,21 @@ _TRUNCATE_HELP = (
 )
 
 
-class CompatRerankRequest(BaseModel):
+class CompatRerankRequest(_Request):
     """Body of ``POST /v1/rerank``, the Cohere/Jina/vLLM rerank shape.
 
     ``documents`` may also be one ``{"content": [...]}`` object, in which case each part is
     a document (vLLM's form). ``instruction`` and ``task`` are Lychee extensions.
     """
 
-    model_config = ConfigDict(
-        **_STRICT,
-        json_schema_extra={
-            "examples": [
-                {
-                    "model": "vec-ai/lychee-rerank-mm",
-                    "query": "What is the capital of France?",
-                    "documents": ["Paris is the capital of France.", "Berlin is in Germany."],
-                    "top_n": 1,
-                    "return_documents": True,
-                }
-            ]
-        },
+    model_config = _config(
+        {
+            "model": "vec-ai/lychee-rerank-mm",
+            "query": "What is the capital of France?",
+            "documents": ["Paris is the capital of France.", "Berlin is in Germany."],
+            "top_n": 1,
+            "return_documents": True,
+        }
     )
 
     model: str | None = Field(default=None, description="Accepted for compatibility; the served model answers.")
@@ -253,8 +244,6 @@ class CompatRerankRequest(BaseModel):
     max_tokens_per_doc: int | None = Field(default=None, description="Ignored (the server's max length applies).")
     max_chunks_per_doc: int | None = Field(default=None, description="Ignored.")
     truncate_prompt_tokens: int | None = Field(default=None, ge=-1, description=_TRUNCATE_HELP)
-
-    _integral = model_validator(mode="before")(_integral_numbers)
 
 
 class CompatResult(BaseModel):
@@ -274,7 +263,7 @@ class Usage(BaseModel):
     total_tokens: int = Field(description="The same as `prompt_tokens` (a reranker generates nothing).")
 
 
-class ScoreV1Request(BaseModel):
+class ScoreV1Request(_Request):
     """Body of ``POST /v1/score``, vLLM's score shape.
 
     ``text_1`` is the query side and ``text_2`` the document side: one ``text_1`` against a
@@ -283,17 +272,12 @@ class ScoreV1Request(BaseModel):
     ``{"content": [parts]}``). ``instruction`` and ``task`` are Lychee extensions.
     """
 
-    model_config = ConfigDict(
-        **_STRICT,
-        json_schema_extra={
-            "examples": [
-                {
-                    "model": "vec-ai/lychee-rerank-mm",
-                    "text_1": "What is the capital of France?",
-                    "text_2": ["Paris is the capital of France.", "Berlin is in Germany."],
-                }
-            ]
-        },
+    model_config = _config(
+        {
+            "model": "vec-ai/lychee-rerank-mm",
+            "text_1": "What is the capital of France?",
+            "text_2": ["Paris is the capital of France.", "Berlin is in Germany."],
+        }
     )
 
     model: str | None = Field(default=None, description="Accepted for compatibility; the served model answers.")
@@ -304,8 +288,6 @@ class ScoreV1Request(BaseModel):
     truncate_prompt_tokens: int | None = Field(default=None, ge=-1, description=_TRUNCATE_HELP)
     encoding_format: str | None = Field(default=None, description="Accepted for compatibility; ignored.")
     user: str | None = Field(default=None, description="Accepted for compatibility; ignored.")
-
-    _integral = model_validator(mode="before")(_integral_numbers)
 
 
 class ScoreV1Item(BaseModel):

@@ -76,10 +76,9 @@ class RerankerFields(BaseModel):
         if clash:
             raise ConfigurationError(f"{', '.join(clash)} given as a field and in engine_options; give it once")
         options.update(self.engine_options)
-        remote = self.base_url is not None or self.api_key is not None
         if self.reranker is not None:
-            if options or remote:
-                given = sorted(options) + [n for n in ("base_url", "api_key") if getattr(self, n) is not None]
+            given = sorted(options) + [n for n in ("base_url", "api_key") if getattr(self, n) is not None]
+            if given:
                 raise ConfigurationError(
                     f"{', '.join(given)} cannot be combined with reranker=; "
                     "configure the reranker you pass in, or drop reranker= to use a shared engine"

@@ -118,16 +118,16 @@ class RerankerFields(BaseModel):
         """The reranker's model name (hub id or directory)."""
         return self.scorer.model_name
 
-    def _rank(self, query: RerankInput, documents: Sequence[RerankInput], top_n: int | None) -> list[RerankResult]:
-        """Rerank under the configured task or instruction, then apply ``score_threshold``."""
-        results = self.scorer.rerank(query, documents, task=self.task, instruction=self.instruction, top_n=top_n)
+    def _rank(self, query: RerankInput, documents: Sequence[RerankInput]) -> list[RerankResult]:
+        """Rerank under the configured task or instruction and ``top_n``, then apply ``score_threshold``."""
+        results = self.scorer.rerank(query, documents, task=self.task, instruction=self.instruction, top_n=self.top_n)
         return self._threshold(results, len(documents))
 
-    async def _arank(
-        self, query: RerankInput, documents: Sequence[RerankInput], top_n: int | None
-    ) -> list[RerankResult]:
+    async def _arank(self, query: RerankInput, documents: Sequence[RerankInput]) -> list[RerankResult]:
         """Like :meth:`_rank`, on the scorer's native ``arerank``."""
-        results = await self.scorer.arerank(query, documents, task=self.task, instruction=self.instruction, top_n=top_n)
+        results = await self.scorer.arerank(
+            query, documents, task=self.task, instruction=self.instruction, top_n=self.top_n
+        )
         return self._threshold(results, len(documents))
 
     def _threshold(self, results: list[RerankResult], count: int) -> list[RerankResult]:

@@ -76,10 +76,9 @@ class RerankerFields(BaseModel):
         if clash:
             raise ConfigurationError(f"{', '.join(clash)} given as a field and in engine_options; give it once")
         options.update(self.engine_options)
-        remote = self.base_url is not None or self.api_key is not None
         if self.reranker is not None:
-            if options or remote:
-                given = sorted(options) + [n for n in ("base_url", "api_key") if getattr(self, n) is not None]
+            given = sorted(options) + [n for n in ("base_url", "api_key") if getattr(self, n) is not None]
+            if given:
                 raise ConfigurationError(
                     f"{', '.join(given)} cannot be combined with reranker=; "
                     "configure the reranker you pass in, or drop reranker= to use a shared engine"
@@ -119,16 +118,16 @@ class RerankerFields(BaseModel):
         """The reranker's model name (hub id or directory)."""
         return self.scorer.model_name
 
-    def _rank(self, query: RerankInput, documents: Sequence[RerankInput], top_n: int | None) -> list[RerankResult]:
-        """Rerank under the configured task or instruction, then apply ``score_threshold``."""
-        results = self.scorer.rerank(query, documents, task=self.task, instruction=self.instruction, top_n=top_n)
+    def _rank(self, query: RerankInput, documents: Sequence[RerankInput]) -> list[RerankResult]:
+        """Rerank under the configured task or instruction and ``top_n``, then apply ``score_threshold``."""
+        results = self.scorer.rerank(query, documents, task=self.task, instruction=self.instruction, top_n=self.top_n)
         return self._threshold(results, len(documents))
 
-    async def _arank(
-        self, query: RerankInput, documents: Sequence[RerankInput], top_n: int | None
-    ) -> list[RerankResult]:
+    async def _arank(self, query: RerankInput, documents: Sequence[RerankInput]) -> list[RerankResult]:
         """Like :meth:`_rank`, on the scorer's native ``arerank``."""
-        results = await self.scorer.arerank(query, documents, task=self.task, instruction=self.instruction, top_n=top_n)
+        results = await self.scorer.arerank(
+            query, documents, task=self.task, instruction=self.instruction, top_n=self.top_n
+        )
         return self._threshold(results, len(documents))
 
     def _threshold(self, results: list[RerankResult], count: int) -> list[RerankResult]:

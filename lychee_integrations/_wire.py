@@ -171,32 +171,18 @@ class WireFormat(Protocol):
         self, query: WireInput, documents: Sequence[WireInput], instruction: str | None, model: str | None
     ) -> Any:
         """Return the JSON body of a rerank request (no ``top_n``: every score comes back)."""
-        ...
 
     def parse(self, body: Any, count: int) -> WireAnswer:
         """Read a 200 answer: one score per document in input order, and what else it says."""
-        ...
 
     def parse_info(self, body: Any) -> ServerInfo:
         """Read the model and limits from the answer to ``GET info_path``."""
-        ...
 
     def too_long(self, detail: str) -> bool:
         """Whether a 400 answer's ``detail`` says a pair is over the server's context length."""
-        ...
 
     def parse_error(self, body: Any) -> tuple[str, list[str] | None]:
         """Return ``(detail, problems)`` from an error answer's JSON body."""
-        ...
-
-
-def _lychee_input(value: WireInput) -> Any:
-    if not value.images:
-        return value.text or ""
-    out: dict[str, Any] = {"images": list(value.images)}
-    if value.text is not None:
-        out["text"] = value.text
-    return out
 
 
 class LycheeFormat:
@@ -205,8 +191,16 @@ class LycheeFormat:
     name = "lychee"
     rerank_path = "/v1/rerank"
     info_path = "/health"
-    _input = staticmethod(_lychee_input)
     _extra: ClassVar[dict[str, Any]] = {"return_documents": False}
+
+    @staticmethod
+    def _input(value: WireInput) -> Any:
+        if not value.images:
+            return value.text or ""
+        out: dict[str, Any] = {"images": list(value.images)}
+        if value.text is not None:
+            out["text"] = value.text
+        return out
 
     def build(
         self, query: WireInput, documents: Sequence[WireInput], instruction: str | None, model: str | None
@@ -273,15 +267,6 @@ class LycheeFormat:
         return (str(detail) if detail is not None else ""), lines
 
 
-def _vllm_input(value: WireInput) -> Any:
-    if not value.images:
-        return value.text or ""
-    parts: list[dict[str, Any]] = [{"type": "image_url", "image_url": {"url": image}} for image in value.images]
-    if value.text is not None:
-        parts.append({"type": "text", "text": value.text})
-    return {"content": parts}
-
-
 class VLLMFormat(LycheeFormat):
     """vLLM's ``POST /v1/rerank`` as ``lychee vllm-serve`` starts it (docs/vllm.md).
 
@@ -292,8 +277,16 @@ class VLLMFormat(LycheeFormat):
 
     name = "vllm"
     info_path = "/v1/models"
-    _input = staticmethod(_vllm_input)
     _extra: ClassVar[dict[str, Any]] = {}
+
+    @staticmethod
+    def _input(value: WireInput) -> Any:
+        if not value.images:
+            return value.text or ""
+        parts: list[dict[str, Any]] = [{"type": "image_url", "image_url": {"url": image}} for image in value.images]
+        if value.text is not None:
+            parts.append({"type": "text", "text": value.text})
+        return {"content": parts}
 
     def parse_info(self, body: Any) -> ServerInfo:
         data = body.get("data") if isinstance(body, dict) else None

@@ -192,7 +192,7 @@ class LycheeRerank(RerankerFields, BaseDocumentCompressor):
             return []
         query_input = to_rerank_input(query, item="query")
         inputs = [self._document_input(doc, i) for i, doc in enumerate(documents)]
-        return [self._with_score(documents[r.index], r.score) for r in self._rank(query_input, inputs, self.top_n)]
+        return [self._with_score(documents[r.index], r.score) for r in self._rank(query_input, inputs)]
 
     def _with_score(self, document: Document, score: float) -> Document:
         """Copy ``document`` with its score; metadata is deep-copied except image values (shared)."""
@@ -216,8 +216,7 @@ class LycheeRerank(RerankerFields, BaseDocumentCompressor):
             return []
         query_input = to_rerank_input(query, item="query")
         inputs = [self._document_input(doc, i) for i, doc in enumerate(documents)]
-        results = await self._arank(query_input, inputs, self.top_n)
-        return [self._with_score(documents[r.index], r.score) for r in results]
+        return [self._with_score(documents[r.index], r.score) for r in await self._arank(query_input, inputs)]
 
     def as_runnable(self) -> Runnable[Mapping[str, Any], list[Document]]:
         """Wrap this reranker as an LCEL runnable over ``{"query": ..., "documents": [...]}``.

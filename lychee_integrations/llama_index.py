@@ -147,7 +147,7 @@ class LycheeRerank(RerankerFields, BaseNodePostprocessor):
         if not nodes or query_bundle is None:
             return []
         with self._reranking(nodes, query_bundle) as finish:
-            return finish(self._rank(query, documents, self.top_n))
+            return finish(self._rank(query, documents))
 
     async def _apostprocess_nodes(self, nodes: _Nodes, query_bundle: QueryBundle | None = None) -> _Nodes:
         """Await the scorer's ``arerank`` (native on every backend)."""
@@ -155,7 +155,7 @@ class LycheeRerank(RerankerFields, BaseNodePostprocessor):
         if not nodes or query_bundle is None:
             return []
         with self._reranking(nodes, query_bundle) as finish:
-            return finish(await self._arank(query, documents, self.top_n))
+            return finish(await self._arank(query, documents))
 
 
 def _node_images(node: BaseNode) -> tuple[ImageLike, ...]:

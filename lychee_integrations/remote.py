@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -75,10 +76,6 @@ class _ChunkInputErrors(Exception):
     def __init__(self, errors: list[InvalidInputError]) -> None:
         super().__init__(errors)
         self.errors = errors
-
-
-class _ChunkTooLong(Exception):
-    """The server refused a request because one of its pairs is over its context length (the message: its detail)."""
 
 
 def _halves(start: int, end: int, detail: str) -> tuple[_Span, _Span]:
@@ -323,8 +320,7 @@ class RemoteReranker(Scorer):
         """
         if self._model is not None:
             return self._model
-        info = self._server_info()
-        return info.model or self._replicas.urls[0]
+        return self._server_info().model or self._replicas.urls[0]
 
     def _httpx_options(self) -> dict[str, Any]:
         import httpx
@@ -413,8 +409,11 @@ class RemoteReranker(Scorer):
             return response.text[:300].strip(), None
         return self._format.parse_error(body)
 
-    def _answer(self, response: httpx.Response, span: _Span) -> Scored:
-        """Read a rerank answer for the documents ``span``, or raise the error it stands for."""
+    def _answer(self, response: httpx.Response, span: _Span) -> Scored | tuple[_Span, _Span]:
+        """Read a rerank answer for the documents ``span``, or raise the error it stands for.
+
+        When the server finds a pair too long, return the two halves of ``span`` to send instead.
+        """
         url = str(response.request.url)
         status = response.status_code
         if status == 200:
@@ -428,8 +427,8 @@ class RemoteReranker(Scorer):
         detail, problems = self._detail(response)
         said = f"HTTP {status}" + (f": {detail}" if detail else "")
         if status == 400:
-            if self._format.too_long(detail):
-                raise _ChunkTooLong(detail)
+            if self._format.too_long(detail):  # find the documents that are too long, halving the range
+                return _halves(*span, detail)
             errors = input_errors(detail, problems, span[0])
             if errors is not None:
                 raise _ChunkInputErrors(errors)
@@ -449,13 +448,6 @@ class RemoteReranker(Scorer):
         }
         message = f"the reranker server at {url} answered {said}{hints.get(status, '')}"
         raise RemoteError(message, url=url, status=status)
-
-    def _read(self, response: httpx.Response, span: _Span) -> Scored | tuple[_Span, _Span]:
-        """Return the answer for ``span``, or the two halves to send instead when the server finds a pair too long."""
-        try:
-            return self._answer(response, span)
-        except _ChunkTooLong as exc:  # find the documents that are too long, halving the range
-            return _halves(*span, str(exc))
 
     def _read_info(self, response: httpx.Response) -> ServerInfo:
         if response.status_code in (401, 403):
@@ -491,10 +483,7 @@ class RemoteReranker(Scorer):
 
         def one_try() -> httpx.Response:
             with exchange.attempt() as (url, timeout):
-
-                def request(started: Any) -> httpx.Response:
-                    return send(client, method, url, body, timeout, exchange.deadline, started)
-
+                request = functools.partial(send, client, method, url, body, timeout, exchange.deadline)
                 return exchange.judge(exchange.run(url, request))
 
         return exchange.retrying()(one_try)
@@ -520,11 +509,11 @@ class RemoteReranker(Scorer):
         return self._info
 
     def _post(self, call: _Call, span: _Span) -> Scored:
-        read = self._read(self._exchange("POST", self._format.rerank_path, self._body(call, span)), span)
+        read = self._answer(self._exchange("POST", self._format.rerank_path, self._body(call, span)), span)
         return read if isinstance(read, Scored) else _joined([_outcome(self._post, call, half) for half in read])
 
     async def _apost(self, call: _Call, span: _Span) -> Scored:
-        read = self._read(await self._aexchange("POST", self._format.rerank_path, self._body(call, span)), span)
+        read = self._answer(await self._aexchange("POST", self._format.rerank_path, self._body(call, span)), span)
         if isinstance(read, Scored):
             return read
         return _joined(await asyncio.gather(*(self._apost(call, half) for half in read), return_exceptions=True))

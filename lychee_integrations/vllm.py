@@ -352,8 +352,7 @@ class VLLMReranker(Scorer):
             logger.info("stopped vLLM for %s", self.config.model)
 
     def _get_encoder(self) -> PromptEncoder:
-        encoder = self._encoder
-        if encoder is None:
+        if self._encoder is None:
             with self._load_lock:
                 if self._encoder is None:
                     config = self.config
@@ -366,8 +365,7 @@ class VLLMReranker(Scorer):
                         min_pixels=self.min_pixels,
                         max_pixels=self.max_pixels,
                     )
-                encoder = self._encoder
-        return encoder
+        return self._encoder
 
     def _get_llm(self) -> Any:
         self._get_encoder()
@@ -487,9 +485,8 @@ def score_template(processor: Any, recipe: Recipe | str) -> str:
     found = get_recipe(recipe) if isinstance(recipe, str) else recipe
     instruction_slot, query_slot, document_slot = _SLOTS
     messages = build_messages(instruction_slot, query_slot, 0, document_slot, 0, recipe=found)
-    rendered: str = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    rest: str = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     pieces: list[str] = []
-    rest = rendered
     for slot in _SLOTS:
         before, found_slot, rest = rest.partition(slot)
         if not found_slot or slot in rest:

@@ -58,20 +58,17 @@ def quiet_model_loading(verbose: int) -> None:
     transformers_logging.set_verbosity_error()
 
 
+def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in ("device", "dtype", "max_length", "batch_size")}
+
+
 def _reranker(args: argparse.Namespace, **extra: Any) -> LycheeReranker:
     from lychee_integrations.config import default_model
     from lychee_integrations.engine import LycheeReranker
     from lychee_integrations.engine.facade import require_engine
 
     require_engine()  # a clear error naming the [engine] extra, before transformers is imported
-    reranker = LycheeReranker(
-        args.model or default_model(),
-        device=args.device,
-        dtype=args.dtype,
-        max_length=args.max_length,
-        batch_size=args.batch_size,
-        **extra,
-    )
+    reranker = LycheeReranker(args.model or default_model(), **_engine_options(args), **extra)
     from lychee_integrations.engine.checkpoint import check_available
 
     config = reranker.config  # a model that cannot be had fails now, before torch and transformers load
@@ -191,16 +188,14 @@ def _api_key(args: argparse.Namespace) -> str | None:
         if not key:
             raise UsageError(f"argument --api-key-file: {args.api_key_file} is empty")
         return key
-    if args.api_key is not None:
-        if not args.api_key.strip():
-            raise UsageError("argument --api-key: the key is empty")
-        return str(args.api_key).strip()
-    env_key = os.environ.get("LYCHEE_API_KEY")
-    if env_key is None:
+    given = args.api_key if args.api_key is not None else os.environ.get("LYCHEE_API_KEY")
+    if given is None:
         return None
-    if not env_key.strip():  # set but blank: serving without a key would not be what was meant
+    if not given.strip():  # set but blank: serving without a key would not be what was meant
+        if args.api_key is not None:
+            raise UsageError("argument --api-key: the key is empty")
         raise UsageError("$LYCHEE_API_KEY is set but blank: give the key, or unset the variable")
-    return env_key.strip()
+    return str(given).strip()
 
 
 def _settings(args: argparse.Namespace) -> ServiceSettings:
@@ -273,10 +268,7 @@ def _start(args: argparse.Namespace, *, ui: bool) -> int:
     reranker = service_reranker(
         settings,
         model=args.model,
-        device=args.device,
-        dtype=args.dtype,
-        max_length=args.max_length,
-        batch_size=args.batch_size,
+        **_engine_options(args),
         vision_cache_bytes=args.vision_cache_mb * 2**20,
         prefix_cache_bytes=args.prefix_cache_mb * 2**20,
         score_cache_entries=args.score_cache_entries,

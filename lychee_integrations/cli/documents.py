@@ -118,9 +118,7 @@ def query_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Build the query from ``--query``, ``--query-file`` and ``--query-image``."""
     if args.query is not None and args.query_file is not None:
         raise UsageError("argument --query-file: not allowed with argument --query")
-    text = args.query
-    if args.query_file is not None:
-        text = _read_text(args.query_file, "--query-file").strip()
+    text = args.query if args.query_file is None else _read_text(args.query_file, "--query-file").strip()
     if not (text and text.strip()) and not args.query_image:
         raise UsageError("give a query: --query TEXT, --query-file PATH and/or --query-image IMAGE")
     return {"text": text, "images": list(args.query_image)}

@@ -22,10 +22,6 @@ COLUMNS = ("subset", "system", "metric", "queries", "value", "delta", "p_value")
 _LABELS = {"nDCG@10": "NDCG@10", "RR@10": "MRR@10", "R@10": "Recall@10"}
 
 
-def _label(name: str) -> str:
-    return _LABELS.get(name, name.replace("R@", "Recall@"))
-
-
 def summary_rows(report: EvalReport) -> list[dict[str, object]]:
     """One row per subset, system and metric: value, and for reranked systems delta and p-value.
 
@@ -41,7 +37,7 @@ def summary_rows(report: EvalReport) -> list[dict[str, object]]:
                     {
                         "subset": subset_name,
                         "system": system,
-                        "metric": _label(metric),
+                        "metric": _LABELS.get(metric, metric.replace("R@", "Recall@")),
                         "queries": subset.queries,
                         "value": value,
                         "delta": comparison.delta if comparison else None,

@@ -93,7 +93,7 @@ class ImagePolicy:
             once fetched.
 
     Example:
-        >>> ImagePolicy.strict(local_root="/srv/images").allow_remote
+        >>> ImagePolicy.strict(local_root="/srv/images").allow_remote  # doctest: +SKIP
         False
 
     """

@@ -50,7 +50,11 @@ def serve_app(app: Any, *, startup_timeout: float = 30.0) -> Iterator[str]:
     import uvicorn
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning", lifespan="on"))
+    # Idle connections are kept 30 s, longer than httpx keeps them in its pool (5 s): a test's long-lived
+    # client then always drops an idle connection before the server closes it. With both at 5 s, a request
+    # sent on a pooled connection as the server closed it failed as "Server disconnected" (seen in CI).
+    config = uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning", lifespan="on", timeout_keep_alive=30)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + startup_timeout

@@ -256,14 +256,7 @@ def decode_image(
         raise _fail(item, index, f"image refused as a decompression bomb: {exc}") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise _fail(item, index, f"image is corrupt or truncated: {exc}") from exc
-    if policy.downscale_pixels is not None and img.width * img.height > policy.downscale_pixels:
-        if img.mode == "1":  # resizing a 1-bit image would fall back to nearest neighbour
-            img = img.convert("L")
-        elif img.mode == "P":
-            img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-        # ``reducing_gap`` box-reduces by an integer factor first, so the resize reads little memory.
-        img = img.resize(_fitted(img.size, policy.downscale_pixels), Image.Resampling.BICUBIC, reducing_gap=3.0)
-    converted = to_rgb(img)
+    converted = to_rgb(_downscaled(img, policy))
     return converted.copy() if converted is opened.image and not opened.owned else converted
 
 
@@ -280,6 +273,22 @@ def _fitted(size: tuple[int, int], pixels: int) -> tuple[int, int]:
         return size
     scale = (pixels / (width * height)) ** 0.5
     return max(1, int(width * scale)), max(1, int(height * scale))
+
+
+def _downscaled(img: PILImage, policy: ImagePolicy) -> PILImage:
+    """Shrink ``img`` to ``downscale_pixels`` in its own mode (1-bit and palette images as grey or RGB(A)).
+
+    ``reducing_gap`` box-reduces by an integer factor first, so the resize reads little memory.
+    """
+    from PIL import Image
+
+    if policy.downscale_pixels is None or img.width * img.height <= policy.downscale_pixels:
+        return img
+    if img.mode == "1":  # resizing a 1-bit image would fall back to nearest neighbour
+        img = img.convert("L")
+    elif img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    return img.resize(_fitted(img.size, policy.downscale_pixels), Image.Resampling.BICUBIC, reducing_gap=3.0)
 
 
 def to_rgb(img: PILImage) -> PILImage:

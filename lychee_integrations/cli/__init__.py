@@ -110,9 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return CLOSED_PIPE
     except UsageError as exc:
         _fail(parser, args, str(exc))
-    except (MissingDependencyError, ModelUnavailableError) as exc:
+    except MissingDependencyError as exc:
         _say(args, str(exc))
-        return MODEL_UNAVAILABLE if isinstance(exc, ModelUnavailableError) else 1
+        return 1
+    except ModelUnavailableError as exc:
+        _say(args, str(exc))
+        return MODEL_UNAVAILABLE
     except ConfigurationError as exc:
         _fail(parser, args, _option_error(exc))
     except LycheeError as exc:

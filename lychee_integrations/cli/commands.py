@@ -188,14 +188,16 @@ def _api_key(args: argparse.Namespace) -> str | None:
         if not key:
             raise UsageError(f"argument --api-key-file: {args.api_key_file} is empty")
         return key
-    given = args.api_key if args.api_key is not None else os.environ.get("LYCHEE_API_KEY")
-    if given is None:
-        return None
-    if not given.strip():  # set but blank: serving without a key would not be what was meant
-        if args.api_key is not None:
+    if args.api_key is not None:
+        if not args.api_key.strip():
             raise UsageError("argument --api-key: the key is empty")
+        return str(args.api_key).strip()
+    env_key = os.environ.get("LYCHEE_API_KEY")
+    if env_key is None:
+        return None
+    if not env_key.strip():  # set but blank: serving without a key would not be what was meant
         raise UsageError("$LYCHEE_API_KEY is set but blank: give the key, or unset the variable")
-    return str(given).strip()
+    return env_key.strip()
 
 
 def _settings(args: argparse.Namespace) -> ServiceSettings:

@@ -82,6 +82,13 @@ def split_documents(text: str | None) -> list[str]:
     return [block.strip() for block in _SEPARATOR.split(text) if block.strip()]
 
 
+def _paths(files: Any) -> list[str]:
+    if not files:
+        return []
+    items = files if isinstance(files, list) else [files]
+    return [str(getattr(item, "name", item)) for item in items]
+
+
 class _Mistake(Exception):
     """A mistake in the page's input: said in the summary, never logged as a server error."""
 
@@ -155,8 +162,7 @@ class _Page:
         self.max_documents = max_documents
 
     def _documents(self, mode: str, text: str | None, files: Any) -> tuple[list[RerankInput], list[str], list[Any]]:
-        uploads = files if isinstance(files, list) else [files] if files else []
-        paths = [str(getattr(upload, "name", upload)) for upload in uploads]
+        paths = _paths(files)
         names = [Path(p).name for p in paths]
         # Uploaded files are read here and decoded by the engine's loader, under its limits.
         images = dict(zip(names, (Path(p).read_bytes() for p in paths), strict=True))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -13,14 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
-from service_helpers import cli_server, close, free_port, make_image, png_bytes
+from service_helpers import ACROSS_PROCESSES, cli_server, close, drift, free_port, make_image, png_bytes
 
 from lychee_integrations.instructions import get_template, list_templates
 from lychee_integrations.results import score_band
 
 pytestmark = pytest.mark.timeout(600)
 
-TOL = 1e-4
 QUERY = "a cat on the mat"
 TEXTS = ["A cat sits on the mat.", "Paris is the capital of France.", "Red running shoes."]
 
@@ -44,9 +42,8 @@ def ranked_json(*args: str, env: dict[str, str] | None = None, stdin: str | None
 
 def assert_same_ranking(rows: list[dict[str, Any]], expected: list[Any]) -> None:
     assert [r["index"] for r in rows] == [e.index for e in expected]
-    for row, want in zip(rows, expected, strict=True):
-        assert math.isclose(row["score"], want.score, abs_tol=TOL)
-        assert row["band"] == score_band(row["score"])
+    assert drift([r["score"] for r in rows], [e.score for e in expected]) <= ACROSS_PROCESSES, (rows, expected)
+    assert all(row["band"] == score_band(row["score"]) for row in rows)
     assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
 
 
@@ -115,7 +112,7 @@ def test_rerank_table_lists_the_engine_ranking(tiny_checkpoint: Path, tiny_reran
     rows = [line.split() for line in lines[2:]]
     expected = tiny_reranker.rerank(QUERY, TEXTS)
     assert [int(r[1]) for r in rows] == [e.index for e in expected]
-    assert close([float(r[2]) for r in rows], [e.score for e in expected])  # printed to 4 places
+    assert close([float(r[2]) for r in rows], [round(e.score, 4) for e in expected])  # printed to 4 places
     assert [r[3] for r in rows] == [score_band(e.score) for e in expected]
 
 

@@ -54,7 +54,9 @@ def test_rerank_orders_by_score_and_keeps_indices(tiny_reranker: Any) -> None:
     ranked = tiny_reranker.rerank("red cat", docs)
     assert [r.index for r in ranked] == sorted(range(len(docs)), key=lambda i: -scores[i])
     assert [r.score for r in ranked] == sorted(scores, reverse=True)
-    assert scores[0] == scores[4], "duplicates are scored independently and equally"
+    # equal to float rounding: with prefix reuse and the image document in the call, the two copies
+    # came out 1.2e-7 apart (AMD EPYC with AVX-512, 2026-12-04); without either, bit-equal
+    assert scores[0] == pytest.approx(scores[4], abs=1e-6), "duplicates are scored independently and equally"
     assert [r.index for r in tiny_reranker.rerank("red cat", docs, top_n=2)] == [r.index for r in ranked[:2]]
     assert all(0.0 <= s <= 1.0 for s in scores)
 

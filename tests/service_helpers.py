@@ -169,9 +169,9 @@ def no_internet() -> Iterator[list[str]]:
 
 #: How far scores from another process (``lychee serve``, ``lychee rerank``, ``lychee eval``) may be
 #: from the in-process reranker's on the tiny checkpoint. On the development machines they are equal
-#: to the last bit (float32 against float64 moves them by 2e-7); on some of the project's CI machines
-#: (2026-12-03 and 2026-12-04) fresh processes were up to 1.7e-4 off, the same values in two runs
-#: (cause not found; :func:`drift` warns with the CPU, so that CI's warnings name the machine). A
+#: to the last bit (float32 against float64 moves them by 2e-7); in several of the project's CI runs
+#: (December 2026) fresh processes were up to 1.7e-4 off, with the same values each time (cause not
+#: found; :func:`drift` warns with the CPU, so that CI's warnings name the machine). A
 #: changed prompt or model moves these scores by more than 0.1, so this still fails on those.
 ACROSS_PROCESSES = 1e-3
 
